@@ -1,0 +1,71 @@
+# stcp: `make` builds everything into build/. `sudo make test`, `sudo make demo`
+# and `sudo make bench` install what they need first (scripts/deps.sh).
+BUILD    ?= build
+CLANG    ?= clang
+BPFTOOL  ?= bpftool
+CC       ?= cc
+
+ARCH     := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+WARN     := -Wall -Wextra -Werror
+BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_$(ARCH) $(WARN) \
+	      -Wno-unused-function -I. -Iinclude
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 $(WARN) -Iinclude -I$(BUILD) -D_GNU_SOURCE
+PKGS     := libbpf libxdp
+LDLIBS_BPF := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lxdp -lbpf -lelf -lz)
+
+BPF_OBJS := $(BUILD)/stcp.bpf.o $(BUILD)/xdp_pass.bpf.o $(BUILD)/bench_reflect.bpf.o
+SKELS    := $(BUILD)/stcp.skel.h $(BUILD)/bench_reflect.skel.h
+HEADERS  := $(wildcard include/*.h)
+COMMON   := daemon/common.c
+COMMON_H := daemon/common.h
+
+PROGS    := $(BUILD)/stcpd $(BUILD)/stcpctl $(BUILD)/stcp_unit $(BUILD)/stcp_bench
+
+.PHONY: all clean test demo bench deps format
+all: $(BPF_OBJS) $(SKELS) $(PROGS)
+
+$(BUILD):
+	mkdir -p $@
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(HEADERS) vmlinux.h | $(BUILD)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $(subst .bpf.o,,$(notdir $<))_bpf > $@
+
+$(BUILD)/stcpd: daemon/stcpd.c $(COMMON) $(COMMON_H) $(SKELS) $(HEADERS)
+	$(CC) $(CFLAGS) $< $(COMMON) -o $@ $(LDLIBS_BPF)
+
+$(BUILD)/stcpctl: daemon/stcpctl.c $(COMMON) $(COMMON_H) $(HEADERS)
+	$(CC) $(CFLAGS) $< $(COMMON) -o $@ $(LDLIBS_BPF)
+
+$(BUILD)/stcp_unit: tests/unit/*.c tests/unit/*.h $(COMMON) $(SKELS) $(HEADERS)
+	$(CC) $(CFLAGS) -Itests/unit tests/unit/*.c $(COMMON) -o $@ $(LDLIBS_BPF)
+
+$(BUILD)/stcp_bench: tests/bench/bench.c tests/unit/pkt.c tests/unit/pkt.h $(COMMON) $(SKELS) $(HEADERS)
+	$(CC) $(CFLAGS) -Itests/unit tests/bench/bench.c tests/unit/pkt.c $(COMMON) -o $@ $(LDLIBS_BPF)
+
+deps:
+	scripts/deps.sh
+
+test:
+	scripts/deps.sh --ensure
+	$(MAKE) all
+	tests/run.sh
+
+demo:
+	scripts/deps.sh --ensure
+	$(MAKE) all
+	scripts/demo.sh
+
+bench:
+	scripts/deps.sh --ensure
+	$(MAKE) all
+	scripts/bench.sh
+
+format:
+	clang-format -i bpf/*.c daemon/*.c daemon/*.h include/*.h tests/unit/*.c tests/unit/*.h tests/bench/*.c
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,744 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * stcp fast path: answers TCP for the service addresses with no state per
+ * connection. This file holds the parsing, the handshake and the replies;
+ * docs/PROTOCOL.md holds the reasoning.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "stcp_maps.h"
+#include "stcp_cookie.h"
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IPPROTO_TCP_ 6
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
+#define IP_DF 0x4000
+
+#define TCPOPT_EOL 0
+#define TCPOPT_NOP 1
+#define TCPOPT_MSS 2
+#define TCPOPT_WINDOW 3
+#define TCPOPT_SACK_PERM 4
+#define TCPOPT_TIMESTAMP 8
+
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+#define TCP_FLAG_PSH 0x08
+#define TCP_FLAG_ACK 0x10
+
+#define MAX_TCP_OPTLEN 40
+#define MAX_IPV6_EXTHDRS 4
+#define REPLY_TTL 64
+#define SYNACK_WINDOW 65535
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stcp_cfg);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} stcp_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, STCP_NUM_KEYS);
+	__type(key, __u32);
+	__type(value, struct stcp_key);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} stcp_keys SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, STCP_MAX_LISTEN);
+	__type(key, struct stcp_listen_key);
+	__type(value, struct stcp_listen_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} stcp_listen SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STCP_C_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} stcp_counters SEC(".maps");
+
+/* What the parser learns of a packet for the service. */
+struct seg {
+	struct stcp_flow flow;
+	__u8 eth_src[6];
+	__u8 eth_dst[6];
+	__u32 seq; /* host order */
+	__u32 ack;
+	__u32 payload_len;
+	__u32 opt_off; /* offset of the TCP options from the frame start */
+	__u32 opt_len;
+	__u8 flags;
+};
+
+struct tcp_opts {
+	__u32 tsval;
+	__u32 tsecr;
+	__u16 mss;
+	__u8 wscale;
+	__u8 has_mss;
+	__u8 has_ws;
+	__u8 has_ts;
+	__u8 sack_ok;
+};
+
+static __always_inline void count(__u32 slot)
+{
+	__u64 *v = bpf_map_lookup_elem(&stcp_counters, &slot);
+
+	if (v)
+		*v += 1;
+}
+
+/* Every return path goes through here so each packet has one disposition. */
+static __always_inline int finish(__u32 disposition, int action)
+{
+	count(disposition);
+	return action;
+}
+
+static __always_inline __u16 csum_fold(__u64 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+static __always_inline int is_service(const struct stcp_flow *f)
+{
+	struct stcp_listen_key k = {};
+
+	k.family = f->family;
+	k.port = f->sport;
+	k.addr[0] = f->saddr[0];
+	k.addr[1] = f->saddr[1];
+	k.addr[2] = f->saddr[2];
+	k.addr[3] = f->saddr[3];
+	return bpf_map_lookup_elem(&stcp_listen, &k) != NULL;
+}
+
+/* One option walk, on the stack so a bpf_loop callback can share it. */
+struct opt_walk {
+	__u8 buf[64];
+	__u32 len;
+	__u32 i;
+	struct tcp_opts o;
+};
+
+/* Reads byte i of the walk buffer; the barrier keeps the mask, which the
+ * verifier needs and the compiler would otherwise prove redundant. */
+static __always_inline __u32 optb(const struct opt_walk *w, __u32 i)
+{
+	asm volatile("" : "+r"(i));
+	return w->buf[i & 63];
+}
+
+static __always_inline __u32 optb32(const struct opt_walk *w, __u32 i)
+{
+	return (optb(w, i) << 24) | (optb(w, i + 1) << 16) |
+	       (optb(w, i + 2) << 8) | optb(w, i + 3);
+}
+
+/*
+ * One option per call. Malformed lengths end the walk, as in the kernel's
+ * tcp_parse_options(): what came before still counts. A callback keeps the
+ * verifier from unrolling the walk at every call site.
+ */
+static long walk_one_opt(__u32 n, struct opt_walk *w)
+{
+	__u32 i = w->i, kind, olen;
+
+	(void)n;
+	if (i >= w->len || i >= MAX_TCP_OPTLEN)
+		return 1;
+	kind = optb(w, i);
+	if (kind == TCPOPT_EOL)
+		return 1;
+	if (kind == TCPOPT_NOP) {
+		w->i = i + 1;
+		return 0;
+	}
+	if (i + 1 >= w->len)
+		return 1;
+	olen = optb(w, i + 1);
+	if (olen < 2 || i + olen > w->len)
+		return 1;
+	if (kind == TCPOPT_MSS && olen == 4) {
+		w->o.has_mss = 1;
+		w->o.mss = (optb(w, i + 2) << 8) | optb(w, i + 3);
+	} else if (kind == TCPOPT_WINDOW && olen == 3) {
+		w->o.has_ws = 1;
+		w->o.wscale = optb(w, i + 2);
+	} else if (kind == TCPOPT_SACK_PERM && olen == 2) {
+		w->o.sack_ok = 1;
+	} else if (kind == TCPOPT_TIMESTAMP && olen == 10) {
+		w->o.has_ts = 1;
+		w->o.tsval = optb32(w, i + 2);
+		w->o.tsecr = optb32(w, i + 6);
+	}
+	w->i = i + olen;
+	return 0;
+}
+
+static __noinline int load_tcp_opts(struct xdp_md *ctx,
+					 const struct seg *s,
+					 struct tcp_opts *o)
+{
+	struct opt_walk w = {};
+	__u32 len = s->opt_len;
+
+	if (len == 0)
+		return 0;
+	if (len > MAX_TCP_OPTLEN)
+		return -1;
+	if (bpf_xdp_load_bytes(ctx, s->opt_off, w.buf, len))
+		return -1;
+	w.len = len;
+	/* The common layout of an ACK, NOP NOP TS, without the walk. */
+	if (len == 12 && w.buf[0] == TCPOPT_NOP && w.buf[1] == TCPOPT_NOP &&
+	    w.buf[2] == TCPOPT_TIMESTAMP && w.buf[3] == 10) {
+		o->has_ts = 1;
+		o->tsval = optb32(&w, 4);
+		o->tsecr = optb32(&w, 8);
+		return 0;
+	}
+	bpf_loop(MAX_TCP_OPTLEN, walk_one_opt, &w, 0);
+	*o = w.o;
+	return 0;
+}
+
+static __always_inline __u32 now_tick(void)
+{
+	return (__u32)(bpf_ktime_get_tai_ns() >> STCP_CLOCK_SHIFT);
+}
+
+static __always_inline __u32 mss_class(__u32 mss)
+{
+	if (mss >= 1460)
+		return 3;
+	if (mss >= 1440)
+		return 2;
+	if (mss >= 1220)
+		return 1;
+	return 0;
+}
+
+/* The option byte of the cookie: what the client offered and we accepted. */
+static __always_inline __u32 cookie_opts(const struct tcp_opts *o)
+{
+	__u32 opts = 0;
+
+	if (o->has_ts)
+		opts |= STCP_OPT_TS;
+	if (o->sack_ok)
+		opts |= STCP_OPT_SACK;
+	if (o->has_ws) {
+		__u32 ws = o->wscale > STCP_MAX_WSCALE ? STCP_MAX_WSCALE :
+							 o->wscale;
+		opts |= (ws + 1) << STCP_OPT_WS_SHIFT;
+	}
+	opts |= mss_class(o->has_mss ? o->mss : 536) << STCP_OPT_MSS_SHIFT;
+	return opts;
+}
+
+struct reply {
+	__u32 seq;
+	__u32 ack;
+	__u8 flags;
+	__u16 window;
+	__u32 optlen; /* multiple of 4, at most 20 */
+	__u32 opts[5];
+};
+
+/*
+ * Turns the frame into the reply: headers written from scratch at fixed
+ * offsets (IP options and IPv6 extension headers of the input are dropped),
+ * the frame trimmed or grown to fit, checksums computed on the stack.
+ */
+static __noinline int emit_reply(struct xdp_md *ctx, const struct seg *s,
+				      const struct reply *r)
+{
+	struct ethhdr eth;
+	__u32 tcp[10] = {};
+	struct tcphdr *th = (struct tcphdr *)tcp;
+	__u32 tcplen = sizeof(struct tcphdr) + r->optlen;
+	__u32 iplen, frame_len, cur_len;
+	__u64 sum;
+
+	if (r->optlen > 20)
+		return -1;
+	__builtin_memcpy(eth.h_dest, s->eth_src, 6);
+	__builtin_memcpy(eth.h_source, s->eth_dst, 6);
+
+	th->source = s->flow.sport;
+	th->dest = s->flow.cport;
+	th->seq = bpf_htonl(r->seq);
+	th->ack_seq = bpf_htonl(r->ack);
+	th->doff = tcplen / 4;
+	th->fin = !!(r->flags & TCP_FLAG_FIN);
+	th->syn = !!(r->flags & TCP_FLAG_SYN);
+	th->rst = !!(r->flags & TCP_FLAG_RST);
+	th->psh = !!(r->flags & TCP_FLAG_PSH);
+	th->ack = !!(r->flags & TCP_FLAG_ACK);
+	th->window = bpf_htons(r->window);
+	tcp[5] = r->opts[0];
+	tcp[6] = r->opts[1];
+	tcp[7] = r->opts[2];
+	tcp[8] = r->opts[3];
+	tcp[9] = r->opts[4];
+
+	if (s->flow.family == STCP_AF_INET) {
+		struct iphdr ip = {};
+		struct {
+			__u32 saddr, daddr;
+			__u8 zero, proto;
+			__u16 len;
+		} ph = {};
+
+		iplen = sizeof(ip);
+		ip.version = 4;
+		ip.ihl = 5;
+		ip.tot_len = bpf_htons(iplen + tcplen);
+		ip.frag_off = bpf_htons(IP_DF);
+		ip.ttl = REPLY_TTL;
+		ip.protocol = IPPROTO_TCP_;
+		ip.saddr = s->flow.saddr[0];
+		ip.daddr = s->flow.caddr[0];
+		ip.check = csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)&ip,
+						   sizeof(ip), 0));
+
+		ph.saddr = ip.saddr;
+		ph.daddr = ip.daddr;
+		ph.proto = IPPROTO_TCP_;
+		ph.len = bpf_htons(tcplen);
+		sum = bpf_csum_diff(NULL, 0, (__be32 *)&ph, sizeof(ph), 0);
+		sum = bpf_csum_diff(NULL, 0, (__be32 *)tcp, tcplen, sum);
+		th->check = csum_fold(sum);
+
+		eth.h_proto = bpf_htons(ETH_P_IP);
+		frame_len = sizeof(eth) + iplen + tcplen;
+		cur_len = bpf_xdp_get_buff_len(ctx);
+		if (bpf_xdp_adjust_tail(ctx, (int)frame_len - (int)cur_len))
+			return -1;
+		if (bpf_xdp_store_bytes(ctx, 0, &eth, sizeof(eth)) ||
+		    bpf_xdp_store_bytes(ctx, sizeof(eth), &ip, iplen) ||
+		    bpf_xdp_store_bytes(ctx, sizeof(eth) + iplen, tcp, tcplen))
+			return -1;
+	} else {
+		struct ipv6hdr ip6 = {};
+		struct {
+			__u32 saddr[4], daddr[4];
+			__u32 len;
+			__u32 nexthdr;
+		} ph = {};
+
+		iplen = sizeof(ip6);
+		ip6.version = 6;
+		ip6.payload_len = bpf_htons(tcplen);
+		ip6.nexthdr = IPPROTO_TCP_;
+		ip6.hop_limit = REPLY_TTL;
+		__builtin_memcpy(&ip6.saddr, s->flow.saddr, 16);
+		__builtin_memcpy(&ip6.daddr, s->flow.caddr, 16);
+
+		__builtin_memcpy(ph.saddr, s->flow.saddr, 16);
+		__builtin_memcpy(ph.daddr, s->flow.caddr, 16);
+		ph.len = bpf_htonl(tcplen);
+		ph.nexthdr = bpf_htonl(IPPROTO_TCP_);
+		sum = bpf_csum_diff(NULL, 0, (__be32 *)&ph, sizeof(ph), 0);
+		sum = bpf_csum_diff(NULL, 0, (__be32 *)tcp, tcplen, sum);
+		th->check = csum_fold(sum);
+
+		eth.h_proto = bpf_htons(ETH_P_IPV6);
+		frame_len = sizeof(eth) + iplen + tcplen;
+		cur_len = bpf_xdp_get_buff_len(ctx);
+		if (bpf_xdp_adjust_tail(ctx, (int)frame_len - (int)cur_len))
+			return -1;
+		if (bpf_xdp_store_bytes(ctx, 0, &eth, sizeof(eth)) ||
+		    bpf_xdp_store_bytes(ctx, sizeof(eth), &ip6, iplen) ||
+		    bpf_xdp_store_bytes(ctx, sizeof(eth) + iplen, tcp, tcplen))
+			return -1;
+	}
+	return 0;
+}
+
+static __always_inline int reply_or_count_failure(struct xdp_md *ctx,
+						  const struct seg *s,
+						  const struct reply *r,
+						  __u32 disposition,
+						  __u32 tx_counter)
+{
+	if (emit_reply(ctx, s, r))
+		return finish(STCP_C_DROP_TX_FAILED, XDP_DROP);
+	count(tx_counter);
+	return finish(disposition, XDP_TX);
+}
+
+/* RFC 9293 3.10.7.1: a segment with ACK for no connection gets <SEQ=SEG.ACK><CTL=RST>. */
+static __always_inline int send_rst(struct xdp_md *ctx, const struct seg *s,
+				    __u32 disposition)
+{
+	struct reply r = {};
+
+	r.seq = s->ack;
+	r.flags = TCP_FLAG_RST;
+	return reply_or_count_failure(ctx, s, &r, disposition, STCP_C_TX_RST);
+}
+
+static __noinline int handle_syn(struct xdp_md *ctx, struct seg *s,
+				      const struct stcp_key *key,
+				      const struct stcp_cfg *cfg)
+{
+	struct tcp_opts o = {};
+	struct reply r = {};
+	__u32 opts, tick, isn, n = 0, mss;
+	__u8 *ob = (__u8 *)r.opts;
+	__u64 h;
+
+	if (load_tcp_opts(ctx, s, &o))
+		return finish(STCP_C_DROP_MALFORMED, XDP_DROP);
+
+	opts = cookie_opts(&o);
+	tick = now_tick();
+	h = stcp_cookie_hash(key->k0, key->k1, &s->flow, s->seq, tick, opts);
+	isn = stcp_isn_from_hash(h, tick, opts);
+
+	if (s->flow.family == STCP_AF_INET)
+		mss = cfg->mss_v4 ? cfg->mss_v4 : STCP_DEFAULT_MSS_V4;
+	else
+		mss = cfg->mss_v6 ? cfg->mss_v6 : STCP_DEFAULT_MSS_V6;
+
+	ob[0] = TCPOPT_MSS;
+	ob[1] = 4;
+	ob[2] = mss >> 8;
+	ob[3] = mss & 0xff;
+	n = 4;
+	if (o.has_ts) {
+		__u32 tsval = bpf_htonl(stcp_synack_tsval(h, isn));
+		__u32 tsecr = bpf_htonl(o.tsval);
+
+		if (o.sack_ok) {
+			ob[4] = TCPOPT_SACK_PERM;
+			ob[5] = 2;
+		} else {
+			ob[4] = TCPOPT_NOP;
+			ob[5] = TCPOPT_NOP;
+		}
+		ob[6] = TCPOPT_TIMESTAMP;
+		ob[7] = 10;
+		r.opts[2] = tsval;
+		r.opts[3] = tsecr;
+		n = 16;
+	} else if (o.sack_ok) {
+		ob[4] = TCPOPT_NOP;
+		ob[5] = TCPOPT_NOP;
+		ob[6] = TCPOPT_SACK_PERM;
+		ob[7] = 2;
+		n = 8;
+	}
+	if (o.has_ws) {
+		/* Our own shift is 0: requests are small; the window that
+		 * matters is the client's, which this enables. */
+		ob[n & 15] = TCPOPT_NOP;
+		ob[(n + 1) & 15] = TCPOPT_WINDOW;
+		ob[(n + 2) & 15] = 3;
+		ob[(n + 3) & 15] = 0;
+		n += 4;
+	}
+	r.optlen = n;
+	r.seq = isn;
+	r.ack = s->seq + 1;
+	r.flags = TCP_FLAG_SYN | TCP_FLAG_ACK;
+	r.window = SYNACK_WINDOW;
+	return reply_or_count_failure(ctx, s, &r, STCP_C_SYN_ANSWERED,
+				      STCP_C_TX_SYNACK);
+}
+
+enum cookie_result {
+	COOKIE_BAD = 0,
+	COOKIE_OK = 1,
+	COOKIE_STALE = 2,
+};
+
+/*
+ * Checks that isn is one we minted for this flow and client ISN, under the
+ * current or the previous key. *hash gets the SipHash output of the match,
+ * from which the timestamp MAC is derived.
+ */
+static __always_inline int check_cookie(const struct seg *s, __u32 isn,
+					__u32 cisn, __u32 now, __u64 *hash)
+{
+	__u32 opts = stcp_isn_opts(isn);
+	__u32 tick = stcp_isn_tick(isn, now);
+	int res = COOKIE_BAD;
+	__u32 cur_slot = 0;
+	struct stcp_cfg *cfg;
+
+	cfg = bpf_map_lookup_elem(&stcp_cfg, &cur_slot);
+	if (cfg)
+		cur_slot = cfg->key_cur & 1;
+
+	for (__u32 i = 0; i < STCP_NUM_KEYS; i++) {
+		__u32 slot = cur_slot ^ i;
+		struct stcp_key *k = bpf_map_lookup_elem(&stcp_keys, &slot);
+		__u64 h;
+
+		if (!k || !k->valid)
+			continue;
+		h = stcp_cookie_hash(k->k0, k->k1, &s->flow, cisn, tick, opts);
+		if (stcp_isn_from_hash(h, tick, opts) != isn)
+			continue;
+		*hash = h;
+		res = (now - tick) > STCP_COOKIE_MAX_AGE ? COOKIE_STALE :
+							   COOKIE_OK;
+		break;
+	}
+	return res;
+}
+
+static __always_inline int ts_matches(__u32 opts, const struct tcp_opts *o,
+				      __u32 expect)
+{
+	if (!(opts & STCP_OPT_TS))
+		return 1;
+	return o->has_ts && o->tsecr == expect;
+}
+
+/*
+ * A segment that is not a SYN. Before any data has flowed, the client's
+ * sequence and acknowledgement numbers still point at both ISNs: seq - 1 is
+ * its ISN and ack - 1 ours, or seq - 2 and ack - 2 once both FINs are out.
+ */
+static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
+{
+	struct tcp_opts o = {};
+	__u32 now = now_tick();
+	__u32 isn = s->ack - 1;
+	__u64 h = 0;
+	int res;
+
+	if (!(s->flags & TCP_FLAG_ACK))
+		return finish(STCP_C_DROP_BAD_FLAGS, XDP_DROP);
+	if (load_tcp_opts(ctx, s, &o))
+		return finish(STCP_C_DROP_MALFORMED, XDP_DROP);
+
+	res = check_cookie(s, isn, s->seq - 1, now, &h);
+	if (res == COOKIE_OK &&
+	    !ts_matches(stcp_isn_opts(isn), &o, stcp_synack_tsval(h, isn)))
+		res = COOKIE_BAD;
+	if (res == COOKIE_OK) {
+		struct reply r = {};
+
+		if (s->payload_len)
+			return send_rst(ctx, s, STCP_C_DATA_REFUSED);
+		if (!(s->flags & TCP_FLAG_FIN))
+			return finish(STCP_C_HANDSHAKE_DONE, XDP_DROP);
+
+		/* FIN before any data: answer FIN+ACK, PAWS-newer than the
+		 * SYN-ACK because its position field is one further on. */
+		r.seq = isn + 1;
+		r.ack = s->seq + 1;
+		r.flags = TCP_FLAG_FIN | TCP_FLAG_ACK;
+		r.window = SYNACK_WINDOW;
+		if (stcp_isn_opts(isn) & STCP_OPT_TS) {
+			__u8 *ob = (__u8 *)r.opts;
+			__u32 tsval = (stcp_ts_pos_of_seq(isn + 1)
+				       << STCP_TS_POS_SHIFT) |
+				      ((__u32)h & STCP_TS_LOW_MASK);
+
+			ob[0] = TCPOPT_NOP;
+			ob[1] = TCPOPT_NOP;
+			ob[2] = TCPOPT_TIMESTAMP;
+			ob[3] = 10;
+			r.opts[1] = bpf_htonl(tsval);
+			r.opts[2] = bpf_htonl(o.tsval);
+			r.optlen = 12;
+		}
+		return reply_or_count_failure(ctx, s, &r, STCP_C_FIN_ANSWERED,
+					      STCP_C_TX_ACK);
+	}
+
+	/* The last ACK of a close, acknowledging our FIN. */
+	if (res == COOKIE_BAD && !s->payload_len &&
+	    !(s->flags & TCP_FLAG_FIN)) {
+		__u32 isn2 = s->ack - 2;
+		int res2 = check_cookie(s, isn2, s->seq - 2, now, &h);
+		__u32 fin_tsval = (stcp_ts_pos_of_seq(isn2 + 1)
+				   << STCP_TS_POS_SHIFT) |
+				  ((__u32)h & STCP_TS_LOW_MASK);
+
+		if (res2 == COOKIE_OK &&
+		    ts_matches(stcp_isn_opts(isn2), &o, fin_tsval))
+			return finish(STCP_C_HANDSHAKE_DONE, XDP_DROP);
+		if (res2 == COOKIE_STALE)
+			res = COOKIE_STALE;
+	}
+
+	return send_rst(ctx, s, res == COOKIE_STALE ? STCP_C_STALE_COOKIE :
+						      STCP_C_BAD_COOKIE);
+}
+
+/* Parses IPv4 up to the TCP header. Returns a disposition or 0 to go on. */
+static __always_inline __u32 parse_ipv4(void *data, void *data_end,
+					struct seg *s, __u32 *l4_off,
+					__u32 *l4_len, int *frag)
+{
+	struct iphdr *ip = data + sizeof(struct ethhdr);
+	__u32 ihl, tot;
+
+	if ((void *)(ip + 1) > data_end)
+		return STCP_C_PASS_MALFORMED;
+	if (ip->version != 4 || ip->ihl < 5)
+		return STCP_C_PASS_MALFORMED;
+	if (ip->protocol != IPPROTO_TCP_)
+		return STCP_C_PASS_NON_TCP;
+	ihl = ip->ihl * 4;
+	tot = bpf_ntohs(ip->tot_len);
+	if (tot < ihl || (void *)ip + tot > data_end)
+		return STCP_C_PASS_MALFORMED;
+	if (ip->frag_off & bpf_htons(IP_OFFSET))
+		return STCP_C_PASS_FRAGMENT; /* no port to tell; see PROTOCOL.md */
+	*frag = !!(ip->frag_off & bpf_htons(IP_MF));
+	s->flow.family = STCP_AF_INET;
+	s->flow.caddr[0] = ip->saddr;
+	s->flow.saddr[0] = ip->daddr;
+	*l4_off = sizeof(struct ethhdr) + ihl;
+	*l4_len = tot - ihl;
+	return 0;
+}
+
+static __always_inline __u32 parse_ipv6(void *data, void *data_end,
+					struct seg *s, __u32 *l4_off,
+					__u32 *l4_len, int *frag)
+{
+	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+	__u32 off = sizeof(struct ethhdr) + sizeof(*ip6);
+	__u32 plen;
+	__u8 nh;
+
+	if ((void *)(ip6 + 1) > data_end)
+		return STCP_C_PASS_MALFORMED;
+	if (ip6->version != 6)
+		return STCP_C_PASS_MALFORMED;
+	plen = bpf_ntohs(ip6->payload_len);
+	if ((void *)(ip6 + 1) + plen > data_end)
+		return STCP_C_PASS_MALFORMED;
+	nh = ip6->nexthdr;
+
+	for (int i = 0; i < MAX_IPV6_EXTHDRS; i++) {
+		__u8 *eh = data + off;
+		__u32 hlen;
+
+		if (nh != 0 && nh != 43 && nh != 60 && nh != 44)
+			break;
+		if ((void *)(eh + 8) > data_end)
+			return STCP_C_PASS_MALFORMED;
+		if (nh == 44) {
+			/* Fragment header: only the first fragment has ports. */
+			if ((eh[2] << 8 | (eh[3] & 0xf8)) != 0)
+				return STCP_C_PASS_FRAGMENT;
+			*frag = 1;
+			hlen = 8;
+		} else {
+			hlen = (eh[1] + 1) * 8;
+		}
+		nh = eh[0];
+		off += hlen;
+	}
+	if (nh != IPPROTO_TCP_)
+		return STCP_C_PASS_NON_TCP;
+	if (off > sizeof(struct ethhdr) + sizeof(*ip6) + plen)
+		return STCP_C_PASS_MALFORMED;
+	s->flow.family = STCP_AF_INET6;
+	__builtin_memcpy(s->flow.caddr, &ip6->saddr, 16);
+	__builtin_memcpy(s->flow.saddr, &ip6->daddr, 16);
+	*l4_off = off;
+	*l4_len = sizeof(struct ethhdr) + sizeof(*ip6) + plen - off;
+	return 0;
+}
+
+SEC("xdp")
+int stcp_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct seg s = {};
+	__u32 l4_off = 0, l4_len = 0, disp, zero = 0, doff;
+	struct tcphdr *th;
+	struct stcp_cfg *cfg;
+	struct stcp_key *key;
+	int frag = 0;
+
+	count(STCP_C_RX_PACKETS);
+	if ((void *)(eth + 1) > data_end)
+		return finish(STCP_C_PASS_MALFORMED, XDP_PASS);
+
+	if (eth->h_proto == bpf_htons(ETH_P_IP))
+		disp = parse_ipv4(data, data_end, &s, &l4_off, &l4_len, &frag);
+	else if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+		disp = parse_ipv6(data, data_end, &s, &l4_off, &l4_len, &frag);
+	else
+		return finish(STCP_C_PASS_NON_IP, XDP_PASS);
+	if (disp)
+		return finish(disp, XDP_PASS);
+
+	/* Ports are needed to tell whether this is ours at all. */
+	if (l4_off > 1500)
+		return finish(STCP_C_PASS_MALFORMED, XDP_PASS);
+	th = data + l4_off;
+	if ((void *)(th + 1) > data_end || l4_len < sizeof(*th))
+		return finish(STCP_C_PASS_MALFORMED, XDP_PASS);
+	s.flow.cport = th->source;
+	s.flow.sport = th->dest;
+	if (!is_service(&s.flow))
+		return finish(STCP_C_PASS_OTHER_DEST, XDP_PASS);
+
+	/* From here on the packet is ours: answer it or drop it, never pass
+	 * it up, or the kernel would reset the connection. */
+	if (frag)
+		return finish(STCP_C_DROP_FRAGMENT, XDP_DROP);
+	doff = th->doff * 4;
+	if (doff < sizeof(*th) || doff > l4_len)
+		return finish(STCP_C_DROP_MALFORMED, XDP_DROP);
+
+	__builtin_memcpy(s.eth_src, eth->h_source, 6);
+	__builtin_memcpy(s.eth_dst, eth->h_dest, 6);
+	s.seq = bpf_ntohl(th->seq);
+	s.ack = bpf_ntohl(th->ack_seq);
+	s.flags = ((__u8 *)th)[13];
+	s.opt_off = l4_off + sizeof(*th);
+	s.opt_len = doff - sizeof(*th);
+	s.payload_len = l4_len - doff;
+
+	if (s.flags & TCP_FLAG_RST)
+		return finish(STCP_C_DROP_RST, XDP_DROP);
+
+	cfg = bpf_map_lookup_elem(&stcp_cfg, &zero);
+	if (!cfg)
+		return finish(STCP_C_DROP_NO_KEY, XDP_DROP);
+
+	if (s.flags & TCP_FLAG_SYN) {
+		__u32 slot = cfg->key_cur & 1;
+
+		if (s.flags & (TCP_FLAG_ACK | TCP_FLAG_FIN))
+			return finish(STCP_C_DROP_BAD_FLAGS, XDP_DROP);
+		key = bpf_map_lookup_elem(&stcp_keys, &slot);
+		if (!key || !key->valid)
+			return finish(STCP_C_DROP_NO_KEY, XDP_DROP);
+		return handle_syn(ctx, &s, key, cfg);
+	}
+	return handle_ack(ctx, &s);
+}

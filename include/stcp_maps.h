@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Every map the fast path shares with stcpd and stcpctl: names, keys, values
+ * and counter slots. None of these maps grows with the number of clients.
+ */
+#ifndef STCP_MAPS_H
+#define STCP_MAPS_H
+
+#include "stcp_types.h"
+
+/* Maps are pinned by name under this directory, by libbpf and by `ip link`. */
+#define STCP_PIN_DIR "/sys/fs/bpf/xdp/globals" /* where `ip link` pins */
+#define STCP_MAP_CFG "stcp_cfg"
+#define STCP_MAP_KEYS "stcp_keys"
+#define STCP_MAP_LISTEN "stcp_listen"
+#define STCP_MAP_COUNTERS "stcp_counters"
+
+#define STCP_PROG_NAME "stcp_xdp"
+
+#define STCP_AF_INET 4
+#define STCP_AF_INET6 6
+
+/* stcp_listen: the service addresses. Port and address in network order. */
+#define STCP_MAX_LISTEN 64
+struct stcp_listen_key {
+	__u8 family; /* STCP_AF_INET or STCP_AF_INET6 */
+	__u8 pad;
+	__u16 port;
+	__u32 addr[4]; /* IPv4 uses addr[0], the rest zero */
+};
+
+struct stcp_listen_val {
+	__u32 flags; /* reserved, 0 */
+};
+
+/*
+ * stcp_keys: two MAC keys. stcp_cfg.key_cur names the current one; the other
+ * is the previous key, still accepted. A rotation overwrites the previous
+ * slot and then flips key_cur, so readers never see a half-written current
+ * key.
+ */
+#define STCP_NUM_KEYS 2
+struct stcp_key {
+	__u64 k0;
+	__u64 k1;
+	__u32 valid; /* 0 until a key has been written */
+	__u32 gen; /* rotation counter, for operators; never part of the MAC */
+};
+
+/* stcp_cfg: single entry. The fast path reads key_cur and the MSS caps. */
+struct stcp_cfg {
+	__u32 key_cur; /* 0 or 1 */
+	__u16 mss_v4; /* MSS we advertise; 0 means the default */
+	__u16 mss_v6;
+	/* Written by stcpd for stcpctl; unused by the fast path. */
+	__u32 ifindex;
+	__u32 attach_mode; /* enum stcp_attach_mode */
+	__u32 daemon_pid;
+	__u32 pad;
+	__u64 keys_rotated_at; /* unix seconds */
+};
+
+enum stcp_attach_mode {
+	STCP_MODE_UNKNOWN = 0,
+	STCP_MODE_NATIVE = 1,
+	STCP_MODE_GENERIC = 2,
+	STCP_MODE_IPLINK = 3, /* loaded by `ip link`, no daemon */
+};
+
+#define STCP_DEFAULT_MSS_V4 1460
+#define STCP_DEFAULT_MSS_V6 1440
+
+/*
+ * stcp_counters: per-CPU u64 at fixed slots. Slots [STCP_C_DISP_FIRST,
+ * STCP_C_DISP_END) are dispositions: every packet the program sees adds one
+ * to exactly one of them, so their sum equals STCP_C_RX_PACKETS. The slots
+ * after that count what was emitted. Numbers are part of the interface:
+ * append, never renumber.
+ */
+enum stcp_counter {
+	STCP_C_RX_PACKETS = 0,
+	/* dispositions: passed to the kernel, not ours */
+	STCP_C_PASS_NON_IP = 1,
+	STCP_C_PASS_NON_TCP = 2,
+	STCP_C_PASS_OTHER_DEST = 3,
+	STCP_C_PASS_MALFORMED = 4, /* unparsable IP: the kernel drops it */
+	STCP_C_PASS_FRAGMENT = 5, /* non-first fragment: no ports to match */
+	/* dispositions: ours, answered */
+	STCP_C_SYN_ANSWERED = 6,
+	STCP_C_FIN_ANSWERED = 7,
+	STCP_C_DATA_REFUSED = 8, /* valid cookie, data not served: RST */
+	/* dispositions: ours, consumed without an answer */
+	STCP_C_HANDSHAKE_DONE = 9,
+	STCP_C_DROP_RST = 10,
+	STCP_C_DROP_MALFORMED = 11,
+	STCP_C_DROP_FRAGMENT = 12,
+	STCP_C_DROP_NO_KEY = 13,
+	STCP_C_DROP_BAD_FLAGS = 14,
+	STCP_C_DROP_TX_FAILED = 15, /* could not shape the reply frame */
+	/* dispositions: ours, failed validation (answered with RST) */
+	STCP_C_BAD_COOKIE = 16,
+	STCP_C_STALE_COOKIE = 17,
+	STCP_C_DISP_END = 18,
+	/* emitted frames */
+	STCP_C_TX_SYNACK = 18,
+	STCP_C_TX_RST = 19,
+	STCP_C_TX_ACK = 20,
+	STCP_C_MAX = 21,
+};
+
+#define STCP_C_DISP_FIRST STCP_C_PASS_NON_IP
+
+#ifndef __bpf__
+/* Names used by stcpctl (text and JSON) and the tests. */
+static const char *const stcp_counter_names[STCP_C_MAX] = {
+	[STCP_C_RX_PACKETS] = "rx_packets",
+	[STCP_C_PASS_NON_IP] = "pass_non_ip",
+	[STCP_C_PASS_NON_TCP] = "pass_non_tcp",
+	[STCP_C_PASS_OTHER_DEST] = "pass_other_dest",
+	[STCP_C_PASS_MALFORMED] = "pass_malformed",
+	[STCP_C_PASS_FRAGMENT] = "pass_fragment",
+	[STCP_C_SYN_ANSWERED] = "syn_answered",
+	[STCP_C_FIN_ANSWERED] = "fin_answered",
+	[STCP_C_DATA_REFUSED] = "data_refused",
+	[STCP_C_HANDSHAKE_DONE] = "handshake_done",
+	[STCP_C_DROP_RST] = "drop_rst",
+	[STCP_C_DROP_MALFORMED] = "drop_malformed",
+	[STCP_C_DROP_FRAGMENT] = "drop_fragment",
+	[STCP_C_DROP_NO_KEY] = "drop_no_key",
+	[STCP_C_DROP_BAD_FLAGS] = "drop_bad_flags",
+	[STCP_C_DROP_TX_FAILED] = "drop_tx_failed",
+	[STCP_C_BAD_COOKIE] = "bad_cookie",
+	[STCP_C_STALE_COOKIE] = "stale_cookie",
+	[STCP_C_TX_SYNACK] = "tx_synack",
+	[STCP_C_TX_RST] = "tx_rst",
+	[STCP_C_TX_ACK] = "tx_ack",
+};
+#endif
+
+#endif /* STCP_MAPS_H */
