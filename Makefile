@@ -38,7 +38,7 @@ $(BUILD)/stcpd: daemon/stcpd.c $(COMMON) $(COMMON_H) $(SKELS) $(HEADERS)
 	$(CC) $(CFLAGS) $< $(COMMON) -o $@ $(LDLIBS_BPF)
 
 $(BUILD)/stcpctl: daemon/stcpctl.c $(COMMON) $(COMMON_H) $(HEADERS)
-	$(CC) $(CFLAGS) $< $(COMMON) -o $@ $(LDLIBS_BPF)
+	$(CC) $(CFLAGS) $< $(COMMON) -o $@ $(LDLIBS_BPF) $(shell pkg-config --cflags --libs json-c)
 
 $(BUILD)/stcp_unit: tests/unit/*.c tests/unit/*.h $(COMMON) $(SKELS) $(HEADERS)
 	$(CC) $(CFLAGS) -Itests/unit tests/unit/*.c $(COMMON) -o $@ $(LDLIBS_BPF)

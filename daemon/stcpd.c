@@ -1,0 +1,910 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * stcpd: loads the stcp fast path, pins its maps, installs a fresh key and
+ * the service addresses, attaches the program to one interface through
+ * libxdp (so other XDP programs can share it), and waits in the foreground
+ * for SIGINT, SIGTERM or SIGHUP to undo all of that.
+ *
+ * The maps are created and filled before the program is attached, so the
+ * first packet the program sees already finds a key and the addresses. That
+ * takes two opens of the same object: libxdp must load the program itself
+ * (as an extension of its dispatcher), so the first open creates and pins
+ * only the maps, and the second one, which libxdp loads, reuses the pins.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <linux/magic.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <xdp/libxdp.h>
+
+#include "common.h"
+#include "stcp.skel.h"
+
+#ifndef STCP_VERSION
+#define STCP_VERSION "0.1.0"
+#endif
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+#define NUM_MAPS 4
+#define LISTEN_EXAMPLE "e.g. 198.18.0.1:80 or [2001:db8::1]:80"
+
+enum {
+	OPT_KEEP_MAPS = 0x100,
+	OPT_LOG_LEVEL,
+};
+
+/* One row per option: getopt_long's table and --help both come from here. */
+struct opt_desc {
+	const char *name;
+	int has_arg;
+	int val;
+	const char *arg; /* value placeholder, NULL for flags */
+	const char *example; /* for "needs a value" errors */
+	const char *help;
+};
+
+static const struct opt_desc opt_table[] = {
+	{ "iface", required_argument, 'i', "DEV", "--iface eth0",
+	  "network interface to attach to (required)" },
+	{ "listen", required_argument, 'l', "ADDR:PORT",
+	  "--listen 198.18.0.1:80",
+	  "service address to answer for, " LISTEN_EXAMPLE
+	  "; repeat for up to 64 (at least one required)" },
+	{ "mode", required_argument, 'm', "MODE", "--mode generic",
+	  "native (in the driver, the default) or generic (any interface, "
+	  "slower)" },
+	{ "pin-dir", required_argument, 'p', "DIR",
+	  "--pin-dir /sys/fs/bpf/stcp",
+	  "bpffs directory to pin the maps in (default $STCP_PIN_DIR, else "
+	  STCP_PIN_DIR ", where 'ip link' pins); created if missing. Maps "
+	  "already pinned there are reused, and left pinned on exit" },
+	{ "keep-maps", no_argument, OPT_KEEP_MAPS, NULL, NULL,
+	  "on a clean stop, leave pinned the maps this run pinned (keys and "
+	  "counters survive a restart)" },
+	{ "log-level", required_argument, OPT_LOG_LEVEL, "LEVEL",
+	  "--log-level info", "error, warn (default), info or debug" },
+	{ "verbose", no_argument, 'v', NULL, NULL,
+	  "raise the log level one step; repeat for more" },
+	{ "help", no_argument, 'h', NULL, NULL, "show this help and exit" },
+	{ "version", no_argument, 'V', NULL, NULL,
+	  "show the version and exit" },
+};
+
+#define NUM_OPTS (sizeof(opt_table) / sizeof(opt_table[0]))
+
+struct config {
+	const char *iface;
+	unsigned int ifindex;
+	struct stcp_listen_key listen[STCP_MAX_LISTEN];
+	int nlisten;
+	bool generic;
+	const char *pin_dir;
+	bool keep_maps;
+};
+
+/* Everything set up so far, so that one teardown can undo any prefix. */
+struct daemon {
+	const struct config *cfg;
+	struct stcp_bpf *maps_obj; /* creates and pins the maps; no program */
+	struct stcp_bpf *prog_obj; /* loaded by libxdp, reuses the pins */
+	struct xdp_program *prog;
+	bool attached;
+	char pin_path[NUM_MAPS][PATH_MAX];
+	bool pin_existed[NUM_MAPS];
+	char made_dir[PATH_MAX]; /* the topmost directory we created, or "" */
+	bool listen_added[STCP_MAX_LISTEN];
+	bool cfg_written;
+	__u32 prog_id;
+};
+
+static const char *const map_names[NUM_MAPS] = {
+	STCP_MAP_CFG,
+	STCP_MAP_KEYS,
+	STCP_MAP_LISTEN,
+	STCP_MAP_COUNTERS,
+};
+
+static struct bpf_map *skel_map(struct stcp_bpf *skel, int i)
+{
+	struct bpf_map *maps[NUM_MAPS] = {
+		skel->maps.stcp_cfg,
+		skel->maps.stcp_keys,
+		skel->maps.stcp_listen,
+		skel->maps.stcp_counters,
+	};
+
+	return maps[i];
+}
+
+/* Prints text from column indent on, broken at spaces before column 80. */
+static void print_wrapped(FILE *f, const char *text, int indent)
+{
+	const int width = 79 - indent;
+	const char *p = text;
+
+	for (bool first = true; *p; first = false) {
+		int n = (int)strlen(p);
+
+		if (n > width) {
+			n = width;
+			while (n > 0 && p[n] != ' ')
+				n--;
+			if (!n)
+				n = width;
+		}
+		fprintf(f, "%*s%.*s\n", first ? 1 : indent, "", n, p);
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: stcpd --iface DEV --listen ADDR:PORT [--listen ...] "
+		"[OPTION]...\n"
+		"\n"
+		"Answers TCP for the given service addresses from an XDP "
+		"program on DEV,\n"
+		"with no state per connection. Runs in the foreground until "
+		"SIGINT,\n"
+		"SIGTERM or SIGHUP, then detaches, removes its service "
+		"addresses and\n"
+		"unpins the maps it pinned. Inspect it with 'stcpctl "
+		"status'.\n"
+		"\n"
+		"Options:\n");
+	for (size_t i = 0; i < NUM_OPTS; i++) {
+		const struct opt_desc *o = &opt_table[i];
+		char head[64];
+		int n;
+
+		if (o->val < 0x100)
+			n = snprintf(head, sizeof(head), "-%c, --%s", o->val,
+				     o->name);
+		else
+			n = snprintf(head, sizeof(head), "    --%s", o->name);
+		if (o->arg && n > 0 && (size_t)n < sizeof(head))
+			snprintf(head + n, sizeof(head) - (size_t)n, " %s",
+				 o->arg);
+		fprintf(f, "  %-26s", head);
+		print_wrapped(f, o->help, 29);
+	}
+	fprintf(f,
+		"\n"
+		"Exit status: 0 clean stop, 1 runtime error (interface, "
+		"permissions, BPF),\n"
+		"2 usage error.\n"
+		"\n"
+		"Example: stcpd --iface eth0 --listen 198.18.0.1:80 "
+		"--listen [2001:db8::1]:80\n");
+}
+
+static const struct opt_desc *opt_by_val(int val)
+{
+	for (size_t i = 0; i < NUM_OPTS; i++) {
+		if (opt_table[i].val == val)
+			return &opt_table[i];
+	}
+	return NULL;
+}
+
+static int usage_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "stcpd: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EXIT_USAGE;
+}
+
+static int add_listen(struct config *c, const char *s)
+{
+	struct stcp_listen_key k;
+
+	if (stcp_listen_parse(s, &k))
+		return usage_error("--listen %s: expected ADDR:PORT, %s", s,
+				   LISTEN_EXAMPLE);
+	for (int i = 0; i < c->nlisten; i++) {
+		if (!memcmp(&c->listen[i], &k, sizeof(k)))
+			return 0;
+	}
+	if (c->nlisten >= STCP_MAX_LISTEN)
+		return usage_error("too many --listen values (at most %d)",
+				   STCP_MAX_LISTEN);
+	c->listen[c->nlisten++] = k;
+	return 0;
+}
+
+/*
+ * Returns -1 to go on, or the exit code: 0 after --help or --version, 2 on a
+ * usage error (already reported).
+ */
+static int parse_args(int argc, char **argv, struct config *c)
+{
+	struct option longopts[NUM_OPTS + 1];
+	char optstring[3 * NUM_OPTS + 2];
+	size_t n = 0;
+	int opt, rc;
+
+	memset(longopts, 0, sizeof(longopts));
+	optstring[n++] = ':';
+	for (size_t i = 0; i < NUM_OPTS; i++) {
+		const struct opt_desc *o = &opt_table[i];
+
+		longopts[i].name = o->name;
+		longopts[i].has_arg = o->has_arg;
+		longopts[i].val = o->val;
+		if (o->val < 0x100) {
+			optstring[n++] = (char)o->val;
+			if (o->has_arg == required_argument)
+				optstring[n++] = ':';
+		}
+	}
+	optstring[n] = '\0';
+
+	c->pin_dir = stcp_default_pin_dir();
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, optstring, longopts, NULL)) !=
+	       -1) {
+		switch (opt) {
+		case 'i':
+			c->iface = optarg;
+			break;
+		case 'l':
+			rc = add_listen(c, optarg);
+			if (rc)
+				return rc;
+			break;
+		case 'm':
+			if (!strcmp(optarg, "native"))
+				c->generic = false;
+			else if (!strcmp(optarg, "generic"))
+				c->generic = true;
+			else
+				return usage_error(
+					"--mode %s: expected native or generic",
+					optarg);
+			break;
+		case 'p':
+			if (!*optarg)
+				return usage_error(
+					"--pin-dir: expected a directory, "
+					"e.g. --pin-dir /sys/fs/bpf/stcp");
+			c->pin_dir = optarg;
+			break;
+		case OPT_KEEP_MAPS:
+			c->keep_maps = true;
+			break;
+		case OPT_LOG_LEVEL:
+			if (stcp_parse_log_level(optarg, &stcp_log_threshold))
+				return usage_error(
+					"--log-level %s: expected error, warn, "
+					"info or debug",
+					optarg);
+			break;
+		case 'v':
+			if (stcp_log_threshold < STCP_LOG_DEBUG)
+				stcp_log_threshold++;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("stcpd %s\n", STCP_VERSION);
+			return 0;
+		case ':': {
+			const struct opt_desc *o = opt_by_val(optopt);
+
+			return usage_error("--%s needs a value, e.g. %s",
+					   o ? o->name : "option",
+					   o && o->example ? o->example : "?");
+		}
+		default:
+			if (opt_by_val(optopt) && optopt != '?')
+				return usage_error("--%s takes no value (see "
+						   "'stcpd --help')",
+						   opt_by_val(optopt)->name);
+			if (optopt > 0 && optopt < 0x100)
+				return usage_error("unknown option '-%c' (see "
+						   "'stcpd --help')",
+						   optopt);
+			return usage_error("unknown option '%s' (see 'stcpd "
+					   "--help')",
+					   argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s' (see 'stcpd "
+				   "--help')",
+				   argv[optind]);
+	if (!c->iface)
+		return usage_error("no --iface given: name the interface to "
+				   "attach to, e.g. --iface eth0");
+	if (!c->nlisten)
+		return usage_error("no --listen given: name at least one "
+				   "service ADDR:PORT, " LISTEN_EXAMPLE);
+	return -1;
+}
+
+/* libbpf and libxdp speak through our log at debug level: their warnings
+ * are details of a failure that we report in one line (or of a fallback,
+ * such as libxdp attaching without its dispatcher, that is no failure). */
+static void forward_log(enum stcp_log_level level, const char *fmt,
+			va_list ap) __attribute__((format(printf, 2, 0)));
+
+static void forward_log(enum stcp_log_level level, const char *fmt,
+			va_list ap)
+{
+	char buf[1024];
+	size_t n;
+
+	if (level > stcp_log_threshold)
+		return;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = strlen(buf);
+	while (n && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	stcp_log(level, "%s", buf);
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt,
+			va_list ap)
+{
+	(void)level;
+	forward_log(STCP_LOG_DEBUG, fmt, ap);
+	return 0;
+}
+
+static int libxdp_print(enum libxdp_print_level level, const char *fmt,
+			va_list ap)
+{
+	(void)level;
+	forward_log(STCP_LOG_DEBUG, fmt, ap);
+	return 0;
+}
+
+static void say_no_permission(void)
+{
+	log_err("cannot load BPF programs: permission denied (run as root "
+		"or with CAP_BPF and CAP_NET_ADMIN)");
+}
+
+static bool is_perm(int err)
+{
+	return err == -EPERM || err == -EACCES;
+}
+
+/* mkdir -p; remembers in made the topmost directory it had to create. */
+static int mkdir_p(const char *dir, char *made, size_t made_len)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	size_t len = strlen(dir);
+
+	if (len >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, dir, len + 1);
+	for (char *p = path + 1;; p++) {
+		char c = *p;
+
+		if (c != '/' && c != '\0')
+			continue;
+		if (p[-1] != '/') {
+			*p = '\0';
+			if (!mkdir(path, 0700)) {
+				if (!made[0])
+					snprintf(made, made_len, "%s", path);
+			} else if (errno != EEXIST) {
+				return -errno;
+			}
+			*p = c;
+		}
+		if (!c)
+			break;
+	}
+	if (stat(dir, &st))
+		return -errno;
+	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+/* Removes dir and its parents up to made, as long as they are empty. */
+static void rmdir_made(const char *dir, const char *made)
+{
+	char path[PATH_MAX];
+	size_t stop = strlen(made);
+	char *slash;
+
+	if (!stop || snprintf(path, sizeof(path), "%s", dir) >=
+			     (int)sizeof(path))
+		return;
+	for (;;) {
+		size_t n = strlen(path);
+
+		while (n > 1 && path[n - 1] == '/')
+			path[--n] = '\0';
+		if (n < stop || rmdir(path))
+			return;
+		slash = strrchr(path, '/');
+		if (!slash || slash == path)
+			return;
+		*slash = '\0';
+	}
+}
+
+/*
+ * True if pid is a live stcpd: not gone, not a zombie waiting to be reaped,
+ * and not a recycled pid now used by another program.
+ */
+static bool stcpd_alive(__u32 pid)
+{
+	char path[64], buf[256];
+	const char *lp, *rp;
+	size_t n;
+	FILE *f;
+
+	if (!pid)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* "pid (comm) state ...": comm may hold spaces and parentheses. */
+	lp = strchr(buf, '(');
+	rp = strrchr(buf, ')');
+	if (!lp || !rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X')
+		return false;
+	return rp - lp == 6 && !strncmp(lp + 1, "stcpd", 5);
+}
+
+/*
+ * Looks at what is pinned already: a map libbpf could not reuse (another
+ * build) and a live stcpd using the same maps are both refused here, with a
+ * line that says what to do, instead of as a bare EINVAL from the load.
+ */
+static int check_pinned(struct daemon *d)
+{
+	const char *dir = d->cfg->pin_dir;
+	int err = 0;
+
+	for (int i = 0; i < NUM_MAPS && !err; i++) {
+		struct bpf_map *map = skel_map(d->maps_obj, i);
+		struct bpf_map_info info = { 0 };
+		__u32 len = sizeof(info);
+		struct stcp_cfg cfg;
+		int fd;
+
+		fd = bpf_obj_get(d->pin_path[i]);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				continue;
+			err = -errno;
+			if (is_perm(err))
+				say_no_permission();
+			else
+				log_err("cannot open %s: %s", d->pin_path[i],
+					strerror(-err));
+			break;
+		}
+		d->pin_existed[i] = true;
+		if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+			err = -errno;
+			log_err("cannot inspect %s: %s", d->pin_path[i],
+				strerror(-err));
+		} else if (info.type != bpf_map__type(map) ||
+			   info.key_size != bpf_map__key_size(map) ||
+			   info.value_size != bpf_map__value_size(map) ||
+			   info.max_entries != bpf_map__max_entries(map)) {
+			err = -EEXIST;
+			log_err("%s is not this build's %s map; remove the old "
+				"pins (rm %s/stcp_*) or use another --pin-dir",
+				d->pin_path[i], map_names[i], dir);
+		} else if (i == 0 && !stcp_cfg_read(fd, &cfg) &&
+			   cfg.daemon_pid != (__u32)getpid() &&
+			   stcpd_alive(cfg.daemon_pid)) {
+			err = -EBUSY;
+			log_err("stcpd (pid %u) already uses the maps in %s; "
+				"stop it or use another --pin-dir",
+				cfg.daemon_pid, dir);
+		}
+		close(fd);
+	}
+	return err;
+}
+
+static int setup_pin_dir(struct daemon *d)
+{
+	const char *dir = d->cfg->pin_dir;
+	struct statfs sfs;
+	int err;
+
+	err = mkdir_p(dir, d->made_dir, sizeof(d->made_dir));
+	if (err) {
+		if (is_perm(err))
+			say_no_permission();
+		else
+			log_err("cannot create pin directory %s: %s", dir,
+				strerror(-err));
+		return err;
+	}
+	if (statfs(dir, &sfs)) {
+		err = -errno;
+		log_err("cannot stat pin directory %s: %s", dir,
+			strerror(-err));
+		return err;
+	}
+	if (sfs.f_type != BPF_FS_MAGIC) {
+		log_err("--pin-dir %s is not on a BPF filesystem (mount one: "
+			"mount -t bpf bpf /sys/fs/bpf)",
+			dir);
+		return -EINVAL;
+	}
+	for (int i = 0; i < NUM_MAPS; i++) {
+		char *path = d->pin_path[i];
+		int n;
+
+		n = snprintf(path, PATH_MAX, "%s/%s", dir, map_names[i]);
+		if (n < 0 || n >= PATH_MAX) {
+			log_err("--pin-dir %s: path too long", dir);
+			return -ENAMETOOLONG;
+		}
+	}
+	return 0;
+}
+
+static int open_skel(struct daemon *d, struct stcp_bpf **out)
+{
+	struct stcp_bpf *skel;
+	int err;
+
+	skel = stcp_bpf__open();
+	if (!skel) {
+		err = -errno;
+		log_err("cannot open the BPF object: %s", strerror(-err));
+		return err;
+	}
+	for (int i = 0; i < NUM_MAPS; i++) {
+		err = bpf_map__set_pin_path(skel_map(skel, i), d->pin_path[i]);
+		if (err) {
+			log_err("cannot set pin path %s: %s", d->pin_path[i],
+				strerror(-err));
+			stcp_bpf__destroy(skel);
+			return err;
+		}
+	}
+	*out = skel;
+	return 0;
+}
+
+/* Creates (or reuses) and pins the maps, without loading the program. */
+static int create_maps(struct daemon *d)
+{
+	int err;
+
+	err = open_skel(d, &d->maps_obj);
+	if (err)
+		return err;
+	err = check_pinned(d);
+	if (err)
+		return err;
+	bpf_program__set_autoload(d->maps_obj->progs.stcp_xdp, false);
+	err = stcp_bpf__load(d->maps_obj);
+	if (err) {
+		if (is_perm(err))
+			say_no_permission();
+		else
+			log_err("cannot create the maps in %s: %s (run with "
+				"--log-level debug for libbpf's reasons)",
+				d->cfg->pin_dir, strerror(-err));
+	}
+	return err;
+}
+
+static int fill_maps(struct daemon *d)
+{
+	const struct config *c = d->cfg;
+	int cfg_fd = bpf_map__fd(d->maps_obj->maps.stcp_cfg);
+	int keys_fd = bpf_map__fd(d->maps_obj->maps.stcp_keys);
+	int listen_fd = bpf_map__fd(d->maps_obj->maps.stcp_listen);
+	struct stcp_listen_val v;
+	struct stcp_cfg cfg;
+	char addr[64];
+	int err;
+
+	err = stcp_keys_rotate(keys_fd, cfg_fd);
+	if (err) {
+		log_err("cannot install a key: %s", strerror(-err));
+		return err;
+	}
+	for (int i = 0; i < c->nlisten; i++) {
+		stcp_listen_format(&c->listen[i], addr, sizeof(addr));
+		if (!bpf_map_lookup_elem(listen_fd, &c->listen[i], &v)) {
+			log_debug("%s was in the listen map already", addr);
+			continue;
+		}
+		err = stcp_listen_add(listen_fd, &c->listen[i]);
+		if (err == -E2BIG) {
+			log_err("cannot add %s: the listen map in %s is full "
+				"(%d entries); remove some with 'stcpctl "
+				"listen del'",
+				addr, c->pin_dir, STCP_MAX_LISTEN);
+			return err;
+		}
+		if (err) {
+			log_err("cannot add %s to the listen map: %s", addr,
+				strerror(-err));
+			return err;
+		}
+		d->listen_added[i] = true;
+	}
+	err = stcp_cfg_read(cfg_fd, &cfg);
+	if (!err) {
+		cfg.ifindex = c->ifindex;
+		cfg.attach_mode = c->generic ? STCP_MODE_GENERIC :
+					       STCP_MODE_NATIVE;
+		cfg.daemon_pid = (__u32)getpid();
+		err = stcp_cfg_write(cfg_fd, &cfg);
+	}
+	if (err) {
+		log_err("cannot write the config map: %s", strerror(-err));
+		return err;
+	}
+	d->cfg_written = true;
+	return 0;
+}
+
+static void explain_attach_error(const struct daemon *d, int err)
+{
+	const struct config *c = d->cfg;
+	const char *mode = c->generic ? "generic" : "native";
+	char msg[128];
+
+	if (is_perm(err)) {
+		say_no_permission();
+		return;
+	}
+	if (err == -EOPNOTSUPP && !c->generic) {
+		log_err("interface %s does not support native XDP; try --mode "
+			"generic",
+			c->iface);
+		return;
+	}
+	if (err == -EBUSY || err == -EEXIST) {
+		log_err("interface %s already has an XDP program that cannot "
+			"share it (remove it: ip link set dev %s xdp off)",
+			c->iface, c->iface);
+		return;
+	}
+	if (bpf_program__fd(d->prog_obj->progs.stcp_xdp) < 0) {
+		libxdp_strerror(err, msg, sizeof(msg));
+		log_err("cannot load the XDP program: %s (run with --log-level "
+			"debug for the verifier's reasons)",
+			msg);
+		return;
+	}
+	libxdp_strerror(err, msg, sizeof(msg));
+	log_err("cannot attach to %s (%s): %s", c->iface, mode, msg);
+}
+
+static int attach(struct daemon *d)
+{
+	const struct config *c = d->cfg;
+	struct bpf_prog_info info = { 0 };
+	__u32 len = sizeof(info);
+	int err;
+
+	err = open_skel(d, &d->prog_obj);
+	if (err)
+		return err;
+	d->prog = xdp_program__from_bpf_obj(d->prog_obj->obj, "xdp");
+	err = (int)libxdp_get_error(d->prog);
+	if (err || !d->prog) {
+		d->prog = NULL;
+		err = err ? err : -ENOENT;
+		log_err("cannot find the XDP program in the BPF object: %s",
+			strerror(-err));
+		return err;
+	}
+	err = xdp_program__attach(d->prog, (int)c->ifindex,
+				  c->generic ? XDP_MODE_SKB : XDP_MODE_NATIVE,
+				  0);
+	if (err) {
+		explain_attach_error(d, err);
+		return err;
+	}
+	d->attached = true;
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(d->prog_obj->progs.stcp_xdp),
+				   &info, &len))
+		log_warn("cannot read the program id: %s", strerror(errno));
+	d->prog_id = info.id;
+	return 0;
+}
+
+static void detach(struct daemon *d)
+{
+	const struct config *c = d->cfg;
+	char name[IF_NAMESIZE];
+	char msg[128];
+	int err;
+
+	err = xdp_program__detach(d->prog, (int)c->ifindex,
+				  c->generic ? XDP_MODE_SKB : XDP_MODE_NATIVE,
+				  0);
+	if (!err) {
+		log_debug("detached from %s", c->iface);
+		return;
+	}
+	if (!if_indextoname(c->ifindex, name)) {
+		/* The interface went away and took the program with it. */
+		log_debug("%s is gone; cleaning libxdp's pins for it",
+			  c->iface);
+		libxdp_clean_references((int)c->ifindex);
+		return;
+	}
+	libxdp_strerror(err, msg, sizeof(msg));
+	log_warn("cannot detach from %s: %s (remove it: xdp-loader unload %s "
+		 "--all)",
+		 c->iface, msg, c->iface);
+}
+
+/* Takes out what this run put in the maps, and the pins it made. */
+static void teardown_maps(struct daemon *d, bool keep)
+{
+	const struct config *c = d->cfg;
+	struct stcp_cfg cfg;
+	int fd, err;
+
+	fd = bpf_map__fd(d->maps_obj->maps.stcp_listen);
+	for (int i = 0; i < c->nlisten; i++) {
+		if (d->listen_added[i])
+			stcp_listen_del(fd, &c->listen[i]);
+	}
+	fd = bpf_map__fd(d->maps_obj->maps.stcp_cfg);
+	if (d->cfg_written && !stcp_cfg_read(fd, &cfg) &&
+	    cfg.daemon_pid == (__u32)getpid()) {
+		cfg.ifindex = 0;
+		cfg.attach_mode = STCP_MODE_UNKNOWN;
+		cfg.daemon_pid = 0;
+		err = stcp_cfg_write(fd, &cfg);
+		if (err)
+			log_warn("cannot clear the config map: %s",
+				 strerror(-err));
+	}
+	for (int i = 0; i < NUM_MAPS && !keep; i++) {
+		struct bpf_map *map = skel_map(d->maps_obj, i);
+
+		if (d->pin_existed[i] || !bpf_map__is_pinned(map))
+			continue;
+		if (bpf_map__unpin(map, NULL))
+			log_warn("cannot unpin %s: %s", d->pin_path[i],
+				 strerror(errno));
+	}
+	stcp_bpf__destroy(d->maps_obj);
+}
+
+/* Undoes whatever setup got to; clean says whether this is a normal stop. */
+static void teardown(struct daemon *d, bool clean)
+{
+	const struct config *c = d->cfg;
+	bool keep = clean && c->keep_maps;
+
+	if (d->attached)
+		detach(d);
+	xdp_program__close(d->prog);
+	stcp_bpf__destroy(d->prog_obj);
+	if (d->maps_obj)
+		teardown_maps(d, keep);
+	if (!keep)
+		rmdir_made(c->pin_dir, d->made_dir);
+}
+
+static void format_listen(const struct config *c, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < c->nlisten && used < len; i++) {
+		char addr[64];
+		int n;
+
+		stcp_listen_format(&c->listen[i], addr, sizeof(addr));
+		n = snprintf(buf + used, len - used, "%s%s", i ? ", " : "",
+			     addr);
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+}
+
+static int run(const struct config *c, const sigset_t *stop)
+{
+	char addrs[STCP_MAX_LISTEN * 52];
+	struct daemon d = { .cfg = c };
+	int err, sig = 0;
+
+	err = setup_pin_dir(&d);
+	if (err)
+		goto out;
+	err = create_maps(&d);
+	if (err)
+		goto out;
+	err = fill_maps(&d);
+	if (err)
+		goto out;
+	err = attach(&d);
+	if (err)
+		goto out;
+
+	format_listen(c, addrs, sizeof(addrs));
+	log_info("attached to %s (%s), program id %u, listening on %s",
+		 c->iface, c->generic ? "generic" : "native", d.prog_id, addrs);
+	log_debug("maps pinned in %s", c->pin_dir);
+
+	err = sigwait(stop, &sig);
+	if (err) {
+		err = -err;
+		log_err("sigwait: %s", strerror(-err));
+		goto out;
+	}
+	log_info("SIG%s: detaching from %s", sigabbrev_np(sig), c->iface);
+out:
+	teardown(&d, !err);
+	return err;
+}
+
+int main(int argc, char **argv)
+{
+	struct config c = { 0 };
+	sigset_t stop;
+	int rc;
+
+	stcp_progname = "stcpd";
+	rc = parse_args(argc, argv, &c);
+	if (rc >= 0)
+		return rc;
+
+	libbpf_set_print(libbpf_print);
+	libxdp_set_print(libxdp_print);
+
+	/* Blocked from here on: a signal during setup is taken by sigwait
+	 * once setup is done, or it waits for teardown after a failure. */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
+	sigprocmask(SIG_BLOCK, &stop, NULL);
+	/* A closed stderr must not kill us before the teardown. */
+	signal(SIGPIPE, SIG_IGN);
+
+	c.ifindex = if_nametoindex(c.iface);
+	if (!c.ifindex) {
+		log_err("interface '%s' not found (see 'ip link')", c.iface);
+		return EXIT_RUNTIME;
+	}
+	return run(&c, &stop) ? EXIT_RUNTIME : 0;
+}

@@ -1,0 +1,130 @@
+# shellcheck shell=bash
+# Namespace topology shared by the integration tests, the demo and the
+# benchmarks. Source it, then call topo_up; topo_cleanup removes everything
+# (netns, processes in PIDS, the pin dir) and is safe to call twice.
+#
+#   [client ns]  cli ---- veth ---- srv  [server ns]
+#   198.18.0.2/24                   198.18.0.1/24
+#   2001:2::2/64                    2001:2::1/64
+#
+# Addresses come only from the benchmark ranges (RFC 2544, RFC 5180).
+
+REPO=${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+BUILD=${BUILD:-$REPO/build}
+# Unique per run: netns names, veth names (15 chars max) and the pin dir.
+UNIQ=${UNIQ:-$(printf '%x' $(($$ % 65536)))$(printf '%x' $((RANDOM % 256)))}
+NS_C="stcp-${UNIQ}-c"
+NS_S="stcp-${UNIQ}-s"
+DEV_C="sc${UNIQ}"
+DEV_S="ss${UNIQ}"
+PIN_DIR="/sys/fs/bpf/stcp-${UNIQ}"
+
+SRV4=198.18.0.1
+CLI4=198.18.0.2
+SRV6=2001:2::1
+CLI6=2001:2::2
+PORT=80
+
+PIDS=()
+EXTRA_CLEANUP=()
+
+# Run in a namespace's network stack but the root mount namespace, so stcpd,
+# stcpctl and bpftool all see the same bpffs pins (ip netns exec would give
+# each command a private /sys).
+in_c() { nsenter --net="/run/netns/$NS_C" "$@"; }
+in_s() { nsenter --net="/run/netns/$NS_S" "$@"; }
+
+topo_up() {
+	ip netns add "$NS_C"
+	ip netns add "$NS_S"
+	ip link add "$DEV_C" netns "$NS_C" type veth peer name "$DEV_S" netns "$NS_S"
+	in_c ip link set lo up
+	in_s ip link set lo up
+	in_c ip addr add "$CLI4/24" dev "$DEV_C"
+	in_s ip addr add "$SRV4/24" dev "$DEV_S"
+	in_c ip -6 addr add "$CLI6/64" dev "$DEV_C" nodad
+	in_s ip -6 addr add "$SRV6/64" dev "$DEV_S" nodad
+	in_c ip link set "$DEV_C" up
+	in_s ip link set "$DEV_S" up
+	# Client checksums must be complete on the wire for XDP to see them.
+	in_c ethtool -K "$DEV_C" tx off >/dev/null
+	# Native XDP_TX on a veth is delivered only if the peer runs XDP too.
+	in_c ip link set dev "$DEV_C" xdp obj "$BUILD/xdp_pass.bpf.o" sec xdp
+	mkdir -p "$PIN_DIR"
+}
+
+# topo_cleanup: stops PIDS, runs EXTRA_CLEANUP, removes namespaces and pins.
+topo_cleanup() {
+	local p
+	for p in "${EXTRA_CLEANUP[@]}"; do
+		eval "$p" >/dev/null 2>&1
+	done
+	EXTRA_CLEANUP=()
+	for p in "${PIDS[@]}"; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	for p in "${PIDS[@]}"; do
+		for _ in $(seq 50); do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	PIDS=()
+	ip netns del "$NS_C" 2>/dev/null
+	ip netns del "$NS_S" 2>/dev/null
+	rm -rf "$PIN_DIR"
+	return 0
+}
+
+# stcpd_start [extra stcpd args...]: listens on both service addresses and
+# logs to $STCPD_LOG.
+STCPD_LOG=${STCPD_LOG:-/dev/null}
+topo_fail() {
+	echo "$*" >&2
+	return 1
+}
+stcpd_start() {
+	# nsenter execs stcpd, so $! is stcpd itself and cleanup can signal it.
+	nsenter --net="/run/netns/$NS_S" "$BUILD/stcpd" --iface "$DEV_S" \
+		--listen "$SRV4:$PORT" \
+		--listen "[$SRV6]:$PORT" --pin-dir "$PIN_DIR" --log-level info \
+		"$@" >"$STCPD_LOG" 2>&1 &
+	PIDS+=($!)
+	local i
+	for i in $(seq 100); do
+		if in_s "$BUILD/stcpctl" --pin-dir "$PIN_DIR" status \
+			>/dev/null 2>&1 &&
+			in_s ip link show dev "$DEV_S" | grep -q xdp; then
+			return 0
+		fi
+		if ! kill -0 "${PIDS[-1]}" 2>/dev/null; then
+			topo_fail "stcpd exited: $(cat "$STCPD_LOG")"
+			return 1
+		fi
+		sleep 0.1
+	done
+	topo_fail "stcpd did not attach within 10 s"
+	return 1
+}
+
+ctl() { in_s "$BUILD/stcpctl" --pin-dir "$PIN_DIR" "$@"; }
+
+# counter NAME: the summed per-CPU value of one counter.
+counter() {
+	ctl -j stats | python3 -c 'import json,sys
+d=json.load(sys.stdin); d=d.get("counters", d); print(d[sys.argv[1]])' "$1"
+}
+
+# map_entries: "name=count" for each pinned map, by iterating its keys.
+map_entries() {
+	local m
+	for m in stcp_cfg stcp_keys stcp_listen stcp_counters; do
+		printf '%s=%s\n' "$m" "$(bpftool -j map dump pinned "$PIN_DIR/$m" |
+			python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
+	done
+}
+
+# py_client: runs a Python snippet in the client namespace.
+py_client() { in_c python3 - "$@"; }

@@ -1,0 +1,43 @@
+# shellcheck shell=bash
+# Shared helpers for the namespace integration tests. Each test sources this
+# file, calls topo_up, and may call stcpd_start (scripts/netns.sh). Everything
+# made (netns, processes, bpffs pins) is removed by the EXIT trap, on failure
+# too. Exit codes: 0 pass, 1 fail, 77 skip.
+
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+TEST_NAME=$(basename "$0" .sh)
+. "$REPO/scripts/netns.sh"
+LOG_DIR=$(mktemp -d "/tmp/stcp-${TEST_NAME}.XXXXXX")
+STCPD_LOG="$LOG_DIR/stcpd.log"
+
+log() { printf '# %s\n' "$*" >&2; }
+fail() {
+	printf 'FAIL: %s\n' "$*" >&2
+	exit 1
+}
+skip() {
+	printf 'SKIP: %s\n' "$*" >&2
+	exit 77
+}
+
+cleanup() {
+	local rc=$? f
+	set +e
+	topo_cleanup
+	if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
+		for f in "$LOG_DIR"/*; do
+			[ -s "$f" ] || continue
+			echo "---- $f" >&2
+			tail -n 30 "$f" >&2
+		done
+	fi
+	rm -rf "$LOG_DIR"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+[ "$(id -u)" = 0 ] || skip "needs root"
+[ -x "$BUILD/stcpd" ] || fail "build first: make"
