@@ -35,6 +35,8 @@
 #define MAX_IPV6_EXTHDRS 4
 #define REPLY_TTL 64
 #define SYNACK_WINDOW 65535
+/* check_cookie(): the epoch argument also says whether timestamps are in use. */
+#define COOKIE_HAS_TS 0x100u
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -227,11 +229,11 @@ static __always_inline __u32 now_tick(void)
 
 static __always_inline __u32 mss_class(__u32 mss)
 {
-	if (mss >= 1460)
+	if (mss >= STCP_MSS_CLASS_3)
 		return 3;
-	if (mss >= 1440)
+	if (mss >= STCP_MSS_CLASS_2)
 		return 2;
-	if (mss >= 1220)
+	if (mss >= STCP_MSS_CLASS_1)
 		return 1;
 	return 0;
 }
@@ -239,10 +241,8 @@ static __always_inline __u32 mss_class(__u32 mss)
 /* The option byte of the cookie: what the client offered and we accepted. */
 static __always_inline __u32 cookie_opts(const struct tcp_opts *o)
 {
-	__u32 opts = 0;
+	__u32 opts = mss_class(o->has_mss ? o->mss : STCP_MSS_CLASS_0);
 
-	if (o->has_ts)
-		opts |= STCP_OPT_TS;
 	if (o->sack_ok)
 		opts |= STCP_OPT_SACK;
 	if (o->has_ws) {
@@ -250,7 +250,6 @@ static __always_inline __u32 cookie_opts(const struct tcp_opts *o)
 							 o->wscale;
 		opts |= (ws + 1) << STCP_OPT_WS_SHIFT;
 	}
-	opts |= mss_class(o->has_mss ? o->mss : 536) << STCP_OPT_MSS_SHIFT;
 	return opts;
 }
 
@@ -405,15 +404,17 @@ static __noinline int handle_syn(struct xdp_md *ctx, struct seg *s,
 	struct reply r = {};
 	__u32 opts, tick, isn, n = 0, mss;
 	__u8 *ob = (__u8 *)r.opts;
-	__u64 h;
+	__u64 h0, h1;
 
 	if (load_tcp_opts(ctx, s, &o))
 		return finish(STCP_C_DROP_MALFORMED, XDP_DROP);
 
 	opts = cookie_opts(&o);
 	tick = now_tick();
-	h = stcp_cookie_hash(key->k0, key->k1, &s->flow, s->seq, tick, opts);
-	isn = stcp_isn_from_hash(h, tick, opts);
+	h0 = stcp_flow_hash(key->k0, key->k1, &s->flow);
+	h1 = stcp_handshake_mac(key->k0, key->k1, &s->flow, s->seq, tick, opts);
+	isn = o.has_ts ? stcp_isn_ts(h0, h1) :
+			 stcp_isn_nots(h0, h1, tick, opts);
 
 	if (s->flow.family == STCP_AF_INET)
 		mss = cfg->mss_v4 ? cfg->mss_v4 : STCP_DEFAULT_MSS_V4;
@@ -426,7 +427,8 @@ static __noinline int handle_syn(struct xdp_md *ctx, struct seg *s,
 	ob[3] = mss & 0xff;
 	n = 4;
 	if (o.has_ts) {
-		__u32 tsval = bpf_htonl(stcp_synack_tsval(h, isn));
+		__u32 tsval = bpf_htonl(
+			stcp_tsval_make(STCP_EPOCH_SYNACK, h1, tick, opts));
 		__u32 tsecr = bpf_htonl(o.tsval);
 
 		if (o.sack_ok) {
@@ -448,13 +450,14 @@ static __noinline int handle_syn(struct xdp_md *ctx, struct seg *s,
 		ob[7] = 2;
 		n = 8;
 	}
-	if (o.has_ws) {
+	/* n is 4, 8 or 16 here; the bound is for the verifier. */
+	if (o.has_ws && n <= sizeof(r.opts) - 4) {
 		/* Our own shift is 0: requests are small; the window that
 		 * matters is the client's, which this enables. */
-		ob[n & 15] = TCPOPT_NOP;
-		ob[(n + 1) & 15] = TCPOPT_WINDOW;
-		ob[(n + 2) & 15] = 3;
-		ob[(n + 3) & 15] = 0;
+		ob[n] = TCPOPT_NOP;
+		ob[n + 1] = TCPOPT_WINDOW;
+		ob[n + 2] = 3;
+		ob[n + 3] = 0;
 		n += 4;
 	}
 	r.optlen = n;
@@ -472,19 +475,32 @@ enum cookie_result {
 	COOKIE_STALE = 2,
 };
 
-/*
- * Checks that isn is one we minted for this flow and client ISN, under the
- * current or the previous key. *hash gets the SipHash output of the match,
- * from which the timestamp MAC is derived.
- */
-static __always_inline int check_cookie(const struct seg *s, __u32 isn,
-					__u32 cisn, __u32 now, __u64 *hash)
+static __always_inline int mac_matches(__u64 h1, __u32 isn, int has_ts,
+				       __u32 tsecr)
 {
-	__u32 opts = stcp_isn_opts(isn);
-	__u32 tick = stcp_isn_tick(isn, now);
-	int res = COOKIE_BAD;
-	__u32 cur_slot = 0;
+	if ((__u32)(h1 >> 56) != isn >> STCP_ISN_MAC_SHIFT)
+		return 0;
+	return !has_ts || (tsecr & STCP_TS_MAC_MASK) ==
+				  ((__u32)h1 & STCP_TS_MAC_MASK);
+}
+
+/*
+ * Checks that isn (and, with timestamps, tsecr) is a cookie we minted for
+ * this flow and client ISN, under the current or the previous key. The flow
+ * hash bits reject a wrong key for the price of one hash.
+ */
+static __noinline int check_cookie(const struct seg *s, __u32 isn, __u32 cisn,
+				   __u32 tsecr, __u32 want_epoch)
+{
+	struct stcp_cookie_fields c;
+	int has_ts = !!(want_epoch & COOKIE_HAS_TS);
+	__u32 now = now_tick(), cur_slot = 0, tick;
 	struct stcp_cfg *cfg;
+
+	stcp_cookie_fields(isn, has_ts, tsecr, &c);
+	if (has_ts && c.epoch != (want_epoch & 3))
+		return COOKIE_BAD;
+	tick = stcp_tick_with_parity(now, c.tick_parity);
 
 	cfg = bpf_map_lookup_elem(&stcp_cfg, &cur_slot);
 	if (cfg)
@@ -493,27 +509,24 @@ static __always_inline int check_cookie(const struct seg *s, __u32 isn,
 	for (__u32 i = 0; i < STCP_NUM_KEYS; i++) {
 		__u32 slot = cur_slot ^ i;
 		struct stcp_key *k = bpf_map_lookup_elem(&stcp_keys, &slot);
-		__u64 h;
+		__u64 h1;
 
 		if (!k || !k->valid)
 			continue;
-		h = stcp_cookie_hash(k->k0, k->k1, &s->flow, cisn, tick, opts);
-		if (stcp_isn_from_hash(h, tick, opts) != isn)
+		if (((__u32)stcp_flow_hash(k->k0, k->k1, &s->flow) & c.f_mask) !=
+		    c.f)
 			continue;
-		*hash = h;
-		res = (now - tick) > STCP_COOKIE_MAX_AGE ? COOKIE_STALE :
-							   COOKIE_OK;
-		break;
+		h1 = stcp_handshake_mac(k->k0, k->k1, &s->flow, cisn, tick,
+					c.opts);
+		if (mac_matches(h1, isn, has_ts, tsecr))
+			return COOKIE_OK;
+		/* Only to tell stale from forged in the counters. */
+		h1 = stcp_handshake_mac(k->k0, k->k1, &s->flow, cisn, tick - 2,
+					c.opts);
+		if (mac_matches(h1, isn, has_ts, tsecr))
+			return COOKIE_STALE;
 	}
-	return res;
-}
-
-static __always_inline int ts_matches(__u32 opts, const struct tcp_opts *o,
-				      __u32 expect)
-{
-	if (!(opts & STCP_OPT_TS))
-		return 1;
-	return o->has_ts && o->tsecr == expect;
+	return COOKIE_BAD;
 }
 
 /*
@@ -524,20 +537,17 @@ static __always_inline int ts_matches(__u32 opts, const struct tcp_opts *o,
 static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 {
 	struct tcp_opts o = {};
-	__u32 now = now_tick();
-	__u32 isn = s->ack - 1;
-	__u64 h = 0;
+	__u32 ts_flag;
 	int res;
 
 	if (!(s->flags & TCP_FLAG_ACK))
 		return finish(STCP_C_DROP_BAD_FLAGS, XDP_DROP);
 	if (load_tcp_opts(ctx, s, &o))
 		return finish(STCP_C_DROP_MALFORMED, XDP_DROP);
+	ts_flag = o.has_ts ? COOKIE_HAS_TS : 0;
 
-	res = check_cookie(s, isn, s->seq - 1, now, &h);
-	if (res == COOKIE_OK &&
-	    !ts_matches(stcp_isn_opts(isn), &o, stcp_synack_tsval(h, isn)))
-		res = COOKIE_BAD;
+	res = check_cookie(s, s->ack - 1, s->seq - 1, o.tsecr,
+			   ts_flag | STCP_EPOCH_SYNACK);
 	if (res == COOKIE_OK) {
 		struct reply r = {};
 
@@ -546,17 +556,16 @@ static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 		if (!(s->flags & TCP_FLAG_FIN))
 			return finish(STCP_C_HANDSHAKE_DONE, XDP_DROP);
 
-		/* FIN before any data: answer FIN+ACK, PAWS-newer than the
-		 * SYN-ACK because its position field is one further on. */
-		r.seq = isn + 1;
+		/* FIN before any data. The SYN-ACK's TSval with epoch 1 is
+		 * PAWS-newer and still carries the handshake MAC. */
+		r.seq = s->ack;
 		r.ack = s->seq + 1;
 		r.flags = TCP_FLAG_FIN | TCP_FLAG_ACK;
 		r.window = SYNACK_WINDOW;
-		if (stcp_isn_opts(isn) & STCP_OPT_TS) {
+		if (o.has_ts) {
 			__u8 *ob = (__u8 *)r.opts;
-			__u32 tsval = (stcp_ts_pos_of_seq(isn + 1)
-				       << STCP_TS_POS_SHIFT) |
-				      ((__u32)h & STCP_TS_LOW_MASK);
+			__u32 tsval = (o.tsecr & ~(3u << STCP_TS_EPOCH_SHIFT)) |
+				      (STCP_EPOCH_CLOSE << STCP_TS_EPOCH_SHIFT);
 
 			ob[0] = TCPOPT_NOP;
 			ob[1] = TCPOPT_NOP;
@@ -573,14 +582,10 @@ static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 	/* The last ACK of a close, acknowledging our FIN. */
 	if (res == COOKIE_BAD && !s->payload_len &&
 	    !(s->flags & TCP_FLAG_FIN)) {
-		__u32 isn2 = s->ack - 2;
-		int res2 = check_cookie(s, isn2, s->seq - 2, now, &h);
-		__u32 fin_tsval = (stcp_ts_pos_of_seq(isn2 + 1)
-				   << STCP_TS_POS_SHIFT) |
-				  ((__u32)h & STCP_TS_LOW_MASK);
+		int res2 = check_cookie(s, s->ack - 2, s->seq - 2, o.tsecr,
+					ts_flag | STCP_EPOCH_CLOSE);
 
-		if (res2 == COOKIE_OK &&
-		    ts_matches(stcp_isn_opts(isn2), &o, fin_tsval))
+		if (res2 == COOKIE_OK)
 			return finish(STCP_C_HANDSHAKE_DONE, XDP_DROP);
 		if (res2 == COOKIE_STALE)
 			res = COOKIE_STALE;
@@ -646,10 +651,12 @@ static __always_inline __u32 parse_ipv6(void *data, void *data_end,
 		if ((void *)(eh + 8) > data_end)
 			return STCP_C_PASS_MALFORMED;
 		if (nh == 44) {
-			/* Fragment header: only the first fragment has ports. */
+			/* Fragment header: only the first fragment has ports.
+			 * An atomic fragment (offset 0, no M flag) is a whole
+			 * packet (RFC 8200 4.5, RFC 6946). */
 			if ((eh[2] << 8 | (eh[3] & 0xf8)) != 0)
 				return STCP_C_PASS_FRAGMENT;
-			*frag = 1;
+			*frag = eh[3] & 1;
 			hlen = 8;
 		} else {
 			hlen = (eh[1] + 1) * 8;

@@ -1,16 +1,17 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The handshake continuation: how the server's ISN and the SYN-ACK's TSval
- * carry a MAC and the client's negotiated options. docs/PROTOCOL.md explains
- * the choices; this header is the one definition both sides compute with.
+ * carry a MAC, the negotiated options and the flow hash. docs/PROTOCOL.md
+ * (sections 2-5) explains the choices; this header is the one definition
+ * that the XDP program and userspace (tests) both compute with.
  *
- * ISN (32 bits):  [31:10] MAC, 22 bits
- *                 [9:8]   coarse clock, low 2 bits
- *                 [7:0]   negotiated options (STCP_OPT_*)
- * SYN-ACK TSval:  [31:24] position field: ((ISN >> 16) - 1) & 0xff, so every
- *                         later segment, whose field is (seq >> 16) & 0xff
- *                         with seq > ISN, is PAWS-newer than the SYN-ACK
- *                 [23:0]  MAC, 24 more bits from the same SipHash output
+ * With timestamps:
+ *   ISN   = [31:24] H1 >> 56 | [23:0] H0 (flow hash F, 24 bits)
+ *   TSval = [31:30] epoch | [29] tick & 1 | [28:22] option byte |
+ *           [21:0] H1 (22 bits)
+ * Without timestamps:
+ *   ISN   = [31:24] H1 >> 56 | [23] tick & 1 | [22:16] option byte |
+ *           [15:0] H0 (flow hash F, 16 bits)
  */
 #ifndef STCP_COOKIE_H
 #define STCP_COOKIE_H
@@ -23,32 +24,36 @@
 #define STCP_CLOCK_SHIFT 36
 /* A cookie minted at tick t is accepted at ticks t and t + 1. */
 #define STCP_COOKIE_MAX_AGE 1
-/* How far back a failed cookie is checked to tell "stale" from "forged". */
-#define STCP_COOKIE_STALE_LOOKBACK 3
 
-#define STCP_ISN_MAC_SHIFT 10
-#define STCP_ISN_MAC_BITS 22
-#define STCP_ISN_CLOCK_SHIFT 8
-#define STCP_ISN_CLOCK_MASK 0x3u
-#define STCP_ISN_OPT_MASK 0xffu
-
-/* Option byte, low 8 bits of the ISN and part of the MAC input. */
-#define STCP_OPT_TS 0x01u /* timestamps negotiated */
-#define STCP_OPT_SACK 0x02u /* SACK permitted */
-#define STCP_OPT_WS_SHIFT 2 /* 4 bits: 0 no window scaling, else wscale+1 */
+/* Option byte (7 bits): an input of H1 and carried in the cookie. */
+#define STCP_OPT_MSS_MASK 0x03u /* bits 0-1: index into the MSS classes */
+#define STCP_OPT_WS_SHIFT 2 /* bits 2-5: 0 no window scaling, else ws + 1 */
 #define STCP_OPT_WS_MASK 0x0fu
-#define STCP_OPT_MSS_SHIFT 6 /* 2 bits: index into stcp_mss_table */
-#define STCP_OPT_MSS_MASK 0x03u
-
+#define STCP_OPT_SACK 0x40u /* bit 6: SACK permitted */
+#define STCP_OPT_MASK 0x7fu
 #define STCP_MAX_WSCALE 14
 
-/* TSval: position field in the top 8 bits, one step per 64 KB of sequence. */
-#define STCP_TS_POS_SHIFT 24
-#define STCP_TS_SEQ_SHIFT 16
-#define STCP_TS_LOW_MASK 0x00ffffffu
-
 /* Client MSS classes; the cookie keeps the largest one not above the offer. */
-#define STCP_MSS_TABLE_INIT { 536, 1220, 1440, 1460 }
+#define STCP_MSS_CLASS_0 536
+#define STCP_MSS_CLASS_1 1220
+#define STCP_MSS_CLASS_2 1440
+#define STCP_MSS_CLASS_3 1460
+
+/* Bit layout, timestamps negotiated. */
+#define STCP_ISN_MAC_SHIFT 24
+#define STCP_TS_F_MASK 0x00ffffffu
+#define STCP_TS_EPOCH_SHIFT 30
+#define STCP_TS_TICK_BIT 29
+#define STCP_TS_OPT_SHIFT 22
+#define STCP_TS_MAC_MASK 0x003fffffu
+/* Bit layout, no timestamps. */
+#define STCP_NTS_TICK_BIT 23
+#define STCP_NTS_OPT_SHIFT 16
+#define STCP_NTS_F_MASK 0x0000ffffu
+
+/* TSval epochs: the SYN-ACK uses 0, a FIN before any data 1. */
+#define STCP_EPOCH_SYNACK 0u
+#define STCP_EPOCH_CLOSE 1u
 
 struct stcp_flow {
 	__u32 caddr[4]; /* client address, as on the wire; IPv4 in [0] */
@@ -58,65 +63,105 @@ struct stcp_flow {
 	__u32 family; /* STCP_AF_INET or STCP_AF_INET6 */
 };
 
-STCP_INLINE __u64 stcp_cookie_hash(__u64 k0, __u64 k1,
-				   const struct stcp_flow *f, __u32 cisn,
-				   __u32 tick, __u32 opts)
+STCP_INLINE void stcp_sip_flow(struct stcp_sip *s, const struct stcp_flow *f)
+{
+	stcp_sip_word(s, ((__u64)f->caddr[1] << 32) | f->caddr[0]);
+	stcp_sip_word(s, ((__u64)f->caddr[3] << 32) | f->caddr[2]);
+	stcp_sip_word(s, ((__u64)f->saddr[1] << 32) | f->saddr[0]);
+	stcp_sip_word(s, ((__u64)f->saddr[3] << 32) | f->saddr[2]);
+}
+
+/* H0: the flow hash. Recomputable from any packet of the connection. */
+STCP_INLINE __u64 stcp_flow_hash(__u64 k0, __u64 k1, const struct stcp_flow *f)
 {
 	struct stcp_sip s;
 
 	stcp_sip_init(&s, k0, k1);
-	stcp_sip_word(&s, ((__u64)f->caddr[1] << 32) | f->caddr[0]);
-	stcp_sip_word(&s, ((__u64)f->caddr[3] << 32) | f->caddr[2]);
-	stcp_sip_word(&s, ((__u64)f->saddr[1] << 32) | f->saddr[0]);
-	stcp_sip_word(&s, ((__u64)f->saddr[3] << 32) | f->saddr[2]);
+	stcp_sip_flow(&s, f);
+	stcp_sip_word(&s, ((__u64)f->cport << 48) | ((__u64)f->sport << 32) |
+				  f->family);
+	return stcp_sip_final(&s, 5);
+}
+
+/* H1: the handshake MAC over the flow, the client's ISN, tick and options. */
+STCP_INLINE __u64 stcp_handshake_mac(__u64 k0, __u64 k1,
+				     const struct stcp_flow *f, __u32 cisn,
+				     __u32 tick, __u32 opts)
+{
+	struct stcp_sip s;
+
+	stcp_sip_init(&s, k0, k1);
+	stcp_sip_flow(&s, f);
 	stcp_sip_word(&s, ((__u64)f->cport << 48) | ((__u64)f->sport << 32) |
 				  cisn);
 	stcp_sip_word(&s, ((__u64)tick << 32) | (f->family << 16) |
-				  (opts & STCP_ISN_OPT_MASK));
+				  (opts & STCP_OPT_MASK));
 	return stcp_sip_final(&s, 6);
 }
 
-STCP_INLINE __u32 stcp_isn_from_hash(__u64 h, __u32 tick, __u32 opts)
+STCP_INLINE __u32 stcp_isn_ts(__u64 h0, __u64 h1)
 {
-	return ((__u32)(h >> (64 - STCP_ISN_MAC_BITS)) << STCP_ISN_MAC_SHIFT) |
-	       ((tick & STCP_ISN_CLOCK_MASK) << STCP_ISN_CLOCK_SHIFT) |
-	       (opts & STCP_ISN_OPT_MASK);
+	return ((__u32)(h1 >> 56) << STCP_ISN_MAC_SHIFT) |
+	       ((__u32)h0 & STCP_TS_F_MASK);
 }
 
-/* The TSval position field of a segment whose first byte is at seq. */
-STCP_INLINE __u32 stcp_ts_pos_of_seq(__u32 seq)
+STCP_INLINE __u32 stcp_isn_nots(__u64 h0, __u64 h1, __u32 tick, __u32 opts)
 {
-	return (seq >> STCP_TS_SEQ_SHIFT) & 0xffu;
+	return ((__u32)(h1 >> 56) << STCP_ISN_MAC_SHIFT) |
+	       ((tick & 1) << STCP_NTS_TICK_BIT) |
+	       ((opts & STCP_OPT_MASK) << STCP_NTS_OPT_SHIFT) |
+	       ((__u32)h0 & STCP_NTS_F_MASK);
 }
 
-STCP_INLINE __u32 stcp_synack_tsval(__u64 h, __u32 isn)
+STCP_INLINE __u32 stcp_tsval_make(__u32 epoch, __u64 h1, __u32 tick,
+				  __u32 opts)
 {
-	__u32 pos = (stcp_ts_pos_of_seq(isn) - 1) & 0xffu;
-
-	return (pos << STCP_TS_POS_SHIFT) | ((__u32)h & STCP_TS_LOW_MASK);
+	return ((epoch & 3) << STCP_TS_EPOCH_SHIFT) |
+	       ((tick & 1) << STCP_TS_TICK_BIT) |
+	       ((opts & STCP_OPT_MASK) << STCP_TS_OPT_SHIFT) |
+	       ((__u32)h1 & STCP_TS_MAC_MASK);
 }
 
-STCP_INLINE __u32 stcp_isn_opts(__u32 isn)
+/* What a cookie says about itself before any hash is computed. */
+struct stcp_cookie_fields {
+	__u32 f; /* flow hash bits */
+	__u32 f_mask;
+	__u32 opts;
+	__u32 tick_parity;
+	__u32 epoch; /* timestamps only */
+};
+
+STCP_INLINE void stcp_cookie_fields(__u32 isn, int has_ts, __u32 tsecr,
+				    struct stcp_cookie_fields *c)
 {
-	return isn & STCP_ISN_OPT_MASK;
+	if (has_ts) {
+		c->f_mask = STCP_TS_F_MASK;
+		c->opts = (tsecr >> STCP_TS_OPT_SHIFT) & STCP_OPT_MASK;
+		c->tick_parity = (tsecr >> STCP_TS_TICK_BIT) & 1;
+		c->epoch = tsecr >> STCP_TS_EPOCH_SHIFT;
+	} else {
+		c->f_mask = STCP_NTS_F_MASK;
+		c->opts = (isn >> STCP_NTS_OPT_SHIFT) & STCP_OPT_MASK;
+		c->tick_parity = (isn >> STCP_NTS_TICK_BIT) & 1;
+		c->epoch = 0;
+	}
+	c->f = isn & c->f_mask;
 }
 
-/* The full tick a cookie was minted at, given its 2 low bits and now. */
-STCP_INLINE __u32 stcp_isn_tick(__u32 isn, __u32 now_tick)
+/* The most recent tick not after now with the given parity. */
+STCP_INLINE __u32 stcp_tick_with_parity(__u32 now, __u32 parity)
 {
-	__u32 low = (isn >> STCP_ISN_CLOCK_SHIFT) & STCP_ISN_CLOCK_MASK;
-
-	return now_tick - ((now_tick - low) & STCP_ISN_CLOCK_MASK);
+	return (now & 1) == (parity & 1) ? now : now - 1;
 }
 
-STCP_INLINE __u32 stcp_opts_wscale(__u32 opts)
+STCP_INLINE __u32 stcp_opts_wscale_code(__u32 opts)
 {
 	return (opts >> STCP_OPT_WS_SHIFT) & STCP_OPT_WS_MASK;
 }
 
-STCP_INLINE __u32 stcp_opts_mss_idx(__u32 opts)
+STCP_INLINE __u32 stcp_opts_mss_class(__u32 opts)
 {
-	return (opts >> STCP_OPT_MSS_SHIFT) & STCP_OPT_MSS_MASK;
+	return opts & STCP_OPT_MSS_MASK;
 }
 
 #endif /* STCP_COOKIE_H */
