@@ -35,8 +35,9 @@
 #define MAX_IPV6_EXTHDRS 4
 #define REPLY_TTL 64
 #define SYNACK_WINDOW 65535
-/* check_cookie(): the epoch argument also says whether timestamps are in use. */
-#define COOKIE_HAS_TS 0x100u
+/* check_cookie() flags. */
+#define COOKIE_HAS_TS 0x1u
+#define COOKIE_CLOSE 0x2u /* the cookie stands for ISN + 1 (our FIN) */
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -428,7 +429,7 @@ static __noinline int handle_syn(struct xdp_md *ctx, struct seg *s,
 	n = 4;
 	if (o.has_ts) {
 		__u32 tsval = bpf_htonl(
-			stcp_tsval_make(STCP_EPOCH_SYNACK, h1, tick, opts));
+			stcp_tsval_make(stcp_ts_pos_synack(isn), h1, tick, opts));
 		__u32 tsecr = bpf_htonl(o.tsval);
 
 		if (o.sack_ok) {
@@ -490,15 +491,17 @@ static __always_inline int mac_matches(__u64 h1, __u32 isn, int has_ts,
  * hash bits reject a wrong key for the price of one hash.
  */
 static __noinline int check_cookie(const struct seg *s, __u32 isn, __u32 cisn,
-				   __u32 tsecr, __u32 want_epoch)
+				   __u32 tsecr, __u32 flags)
 {
 	struct stcp_cookie_fields c;
-	int has_ts = !!(want_epoch & COOKIE_HAS_TS);
+	int has_ts = !!(flags & COOKIE_HAS_TS);
 	__u32 now = now_tick(), cur_slot = 0, tick;
+	__u32 want_pos = (flags & COOKIE_CLOSE) ? stcp_ts_pos(isn + 1) :
+						  stcp_ts_pos_synack(isn);
 	struct stcp_cfg *cfg;
 
 	stcp_cookie_fields(isn, has_ts, tsecr, &c);
-	if (has_ts && c.epoch != (want_epoch & 3))
+	if (has_ts && c.pos != want_pos)
 		return COOKIE_BAD;
 	tick = stcp_tick_with_parity(now, c.tick_parity);
 
@@ -546,8 +549,7 @@ static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 		return finish(STCP_C_DROP_MALFORMED, XDP_DROP);
 	ts_flag = o.has_ts ? COOKIE_HAS_TS : 0;
 
-	res = check_cookie(s, s->ack - 1, s->seq - 1, o.tsecr,
-			   ts_flag | STCP_EPOCH_SYNACK);
+	res = check_cookie(s, s->ack - 1, s->seq - 1, o.tsecr, ts_flag);
 	if (res == COOKIE_OK) {
 		struct reply r = {};
 
@@ -556,16 +558,15 @@ static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 		if (!(s->flags & TCP_FLAG_FIN))
 			return finish(STCP_C_HANDSHAKE_DONE, XDP_DROP);
 
-		/* FIN before any data. The SYN-ACK's TSval with epoch 1 is
-		 * PAWS-newer and still carries the handshake MAC. */
+		/* FIN before any data. The SYN-ACK's cookie standing for
+		 * ISN + 1 is PAWS-newer and still carries the MAC. */
 		r.seq = s->ack;
 		r.ack = s->seq + 1;
 		r.flags = TCP_FLAG_FIN | TCP_FLAG_ACK;
 		r.window = SYNACK_WINDOW;
 		if (o.has_ts) {
 			__u8 *ob = (__u8 *)r.opts;
-			__u32 tsval = (o.tsecr & ~(3u << STCP_TS_EPOCH_SHIFT)) |
-				      (STCP_EPOCH_CLOSE << STCP_TS_EPOCH_SHIFT);
+			__u32 tsval = stcp_tsval_at(o.tsecr, s->ack);
 
 			ob[0] = TCPOPT_NOP;
 			ob[1] = TCPOPT_NOP;
@@ -583,7 +584,7 @@ static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 	if (res == COOKIE_BAD && !s->payload_len &&
 	    !(s->flags & TCP_FLAG_FIN)) {
 		int res2 = check_cookie(s, s->ack - 2, s->seq - 2, o.tsecr,
-					ts_flag | STCP_EPOCH_CLOSE);
+					ts_flag | COOKIE_CLOSE);
 
 		if (res2 == COOKIE_OK)
 			return finish(STCP_C_HANDSHAKE_DONE, XDP_DROP);

@@ -7,8 +7,12 @@
  *
  * With timestamps:
  *   ISN   = [31:24] H1 >> 56 | [23:0] H0 (flow hash F, 24 bits)
- *   TSval = [31:30] epoch | [29] tick & 1 | [28:22] option byte |
- *           [21:0] H1 (22 bits)
+ *   TSval = [31:22] position field | [21] tick & 1 | [20:14] option byte |
+ *           [13:0] H1 (14 bits)
+ * The position field of a segment is (seq >> 10) & 0x3ff of the sequence
+ * number it stands for; the SYN-ACK's is one less than the ISN's, so every
+ * later segment is PAWS-newer. ISN bits 10-19 lie in the flow hash, so the
+ * field is recomputable from any later packet.
  * Without timestamps:
  *   ISN   = [31:24] H1 >> 56 | [23] tick & 1 | [22:16] option byte |
  *           [15:0] H0 (flow hash F, 16 bits)
@@ -42,18 +46,17 @@
 /* Bit layout, timestamps negotiated. */
 #define STCP_ISN_MAC_SHIFT 24
 #define STCP_TS_F_MASK 0x00ffffffu
-#define STCP_TS_EPOCH_SHIFT 30
-#define STCP_TS_TICK_BIT 29
-#define STCP_TS_OPT_SHIFT 22
-#define STCP_TS_MAC_MASK 0x003fffffu
+#define STCP_TS_POS_SHIFT 22
+#define STCP_TS_POS_MASK 0x3ffu
+#define STCP_TS_SEQ_SHIFT 10 /* one position step per 1 KB of sequence */
+#define STCP_TS_TICK_BIT 21
+#define STCP_TS_OPT_SHIFT 14
+#define STCP_TS_MAC_MASK 0x00003fffu
+#define STCP_TS_LOW_MASK 0x003fffffu /* all but the position field */
 /* Bit layout, no timestamps. */
 #define STCP_NTS_TICK_BIT 23
 #define STCP_NTS_OPT_SHIFT 16
 #define STCP_NTS_F_MASK 0x0000ffffu
-
-/* TSval epochs: the SYN-ACK uses 0, a FIN before any data 1. */
-#define STCP_EPOCH_SYNACK 0u
-#define STCP_EPOCH_CLOSE 1u
 
 struct stcp_flow {
 	__u32 caddr[4]; /* client address, as on the wire; IPv4 in [0] */
@@ -113,13 +116,32 @@ STCP_INLINE __u32 stcp_isn_nots(__u64 h0, __u64 h1, __u32 tick, __u32 opts)
 	       ((__u32)h0 & STCP_NTS_F_MASK);
 }
 
-STCP_INLINE __u32 stcp_tsval_make(__u32 epoch, __u64 h1, __u32 tick,
+/* The position field of the segment that stands for sequence number seq. */
+STCP_INLINE __u32 stcp_ts_pos(__u32 seq)
+{
+	return (seq >> STCP_TS_SEQ_SHIFT) & STCP_TS_POS_MASK;
+}
+
+/* The SYN-ACK's position field: one step before anything sent after it. */
+STCP_INLINE __u32 stcp_ts_pos_synack(__u32 isn)
+{
+	return (stcp_ts_pos(isn) - 1) & STCP_TS_POS_MASK;
+}
+
+STCP_INLINE __u32 stcp_tsval_make(__u32 pos, __u64 h1, __u32 tick,
 				  __u32 opts)
 {
-	return ((epoch & 3) << STCP_TS_EPOCH_SHIFT) |
+	return ((pos & STCP_TS_POS_MASK) << STCP_TS_POS_SHIFT) |
 	       ((tick & 1) << STCP_TS_TICK_BIT) |
 	       ((opts & STCP_OPT_MASK) << STCP_TS_OPT_SHIFT) |
 	       ((__u32)h1 & STCP_TS_MAC_MASK);
+}
+
+/* The same cookie, standing for another sequence number (the FIN's). */
+STCP_INLINE __u32 stcp_tsval_at(__u32 tsval, __u32 seq)
+{
+	return (stcp_ts_pos(seq) << STCP_TS_POS_SHIFT) |
+	       (tsval & STCP_TS_LOW_MASK);
 }
 
 /* What a cookie says about itself before any hash is computed. */
@@ -128,7 +150,7 @@ struct stcp_cookie_fields {
 	__u32 f_mask;
 	__u32 opts;
 	__u32 tick_parity;
-	__u32 epoch; /* timestamps only */
+	__u32 pos; /* timestamps only: the TSecr's position field */
 };
 
 STCP_INLINE void stcp_cookie_fields(__u32 isn, int has_ts, __u32 tsecr,
@@ -138,12 +160,12 @@ STCP_INLINE void stcp_cookie_fields(__u32 isn, int has_ts, __u32 tsecr,
 		c->f_mask = STCP_TS_F_MASK;
 		c->opts = (tsecr >> STCP_TS_OPT_SHIFT) & STCP_OPT_MASK;
 		c->tick_parity = (tsecr >> STCP_TS_TICK_BIT) & 1;
-		c->epoch = tsecr >> STCP_TS_EPOCH_SHIFT;
+		c->pos = tsecr >> STCP_TS_POS_SHIFT;
 	} else {
 		c->f_mask = STCP_NTS_F_MASK;
 		c->opts = (isn >> STCP_NTS_OPT_SHIFT) & STCP_OPT_MASK;
 		c->tick_parity = (isn >> STCP_NTS_TICK_BIT) & 1;
-		c->epoch = 0;
+		c->pos = 0;
 	}
 	c->f = isn & c->f_mask;
 }

@@ -179,6 +179,7 @@ struct syn_fx {
 	size_t ipopt_len;	  /* IPv4 options: RA then NOPs */
 	size_t hbh;	  /* IPv6 hop-by-hop header, PadN length (0: none) */
 	size_t dstopt;	  /* IPv6 destination options header */
+	bool atomic_frag; /* IPv6 fragment header, offset 0, M=0 */
 	size_t trailer;	  /* Ethernet padding */
 	size_t payload;	  /* data in the SYN */
 	uint16_t cfg_mss; /* written to stcp_cfg for this case */
@@ -292,6 +293,12 @@ static const struct syn_fx syn_table[] = {
 	  .ropts = OPTS(MSS_1440),
 	  .hbh = 14,
 	  .dstopt = 6 },
+	{ .name = "v6 SYN in an atomic fragment (RFC 6946): answered",
+	  .family = 6,
+	  .copts = OPTS(LINUX_SYN(7)),
+	  .cookie_opts = 0x63,
+	  .ropts = OPTS(MSS_1440, 4, 2, 8, 10, O_TSV, O_TSE, 1, 3, 3, 0),
+	  .atomic_frag = true },
 	{ .name = "v4 SYN in a padded 60-byte frame -> 58-byte reply",
 	  .family = 4,
 	  .copts = NO_OPTS,
@@ -452,6 +459,16 @@ static bool check_synack(struct tcase *t, const struct pkt_spec *s,
 			break;
 		}
 	}
+	/* Whatever we send later stands for a sequence number >= ISN + 1 and
+	 * carries that number's 1 KB block in the top 10 bits: it must be
+	 * serial-after this TSval, or PAWS would drop it. */
+	if (co.has_ts) {
+		uint32_t later = ((v.seq + 1) >> 10 & 0x3ff) << 22;
+
+		EXPECT(t, (int32_t)(later - (ro.tsval & 0xffc00000u)) > 0,
+		       "SYN-ACK TSval 0x%08x not PAWS-older than data at ISN+1",
+		       ro.tsval);
+	}
 	/* The option byte rides in the TSval, or in the ISN without one. */
 	got_opts = co.has_ts ? (ro.tsval >> STCP_TS_OPT_SHIFT) & STCP_OPT_MASK :
 			       (v.seq >> STCP_NTS_OPT_SHIFT) & STCP_OPT_MASK;
@@ -491,6 +508,8 @@ static void run_syn_fx(const struct syn_fx *fx, int idx, struct tcase *t)
 		pkt_ext_opts(&s, PKT_IPPROTO_HOPOPTS, fx->hbh);
 	if (fx->dstopt)
 		pkt_ext_opts(&s, PKT_IPPROTO_DSTOPTS, fx->dstopt);
+	if (fx->atomic_frag)
+		pkt_ext_frag(&s, 0, false, 0x5678);
 	if (fx->payload) {
 		for (size_t i = 0; i < sizeof(payload); i++)
 			payload[i] = (uint8_t)('a' + i % 26);
@@ -759,11 +778,11 @@ static void build_seg(const struct conn *c, enum seg_kind seg,
 		pkt_opt_linux_ts(s, c->cli_tsval, tsecr);
 }
 
-/* Our FIN's TSval: the SYN-ACK's, epoch 1 instead of 0. */
-static uint32_t expected_fin_tsval(uint32_t synack_tsval)
+/* Our FIN's TSval: the SYN-ACK's cookie with the position of ISN + 1. */
+static uint32_t expected_fin_tsval(uint32_t synack_tsval, uint32_t isn)
 {
-	return (synack_tsval & ~(3u << STCP_TS_EPOCH_SHIFT)) |
-	       (STCP_EPOCH_CLOSE << STCP_TS_EPOCH_SHIFT);
+	return ((stcp_ts_pos(isn + 1) & STCP_TS_POS_MASK) << STCP_TS_POS_SHIFT) |
+	       (synack_tsval & STCP_TS_LOW_MASK);
 }
 
 static void check_finack(struct tcase *t, struct conn *c,
@@ -771,7 +790,7 @@ static void check_finack(struct tcase *t, struct conn *c,
 {
 	struct pkt_view v;
 	uint8_t want[12] = { 1, 1, 8, 10 };
-	uint32_t tsval = expected_fin_tsval(c->synack_tsval);
+	uint32_t tsval = expected_fin_tsval(c->synack_tsval, c->isn);
 	struct pkt_tcpopts o;
 
 	if (!check_reply(t, in, r, PKT_TH_FIN | PKT_TH_ACK, c->ts ? 12 : 0, &v))
@@ -793,9 +812,10 @@ static void check_finack(struct tcase *t, struct conn *c,
 	want[11] = c->cli_tsval;
 	expect_opt_bytes(t, &v, want, sizeof(want));
 	pkt_parse_tcpopts(v.opt, v.opt_len, &o);
-	EXPECT(t, o.has_ts && o.tsval >> STCP_TS_EPOCH_SHIFT == STCP_EPOCH_CLOSE,
-	       "FIN TSval epoch %u, expected %u", o.tsval >> STCP_TS_EPOCH_SHIFT,
-	       STCP_EPOCH_CLOSE);
+	EXPECT(t,
+	       o.has_ts && o.tsval >> STCP_TS_POS_SHIFT == stcp_ts_pos(c->isn + 1),
+	       "FIN TSval position field 0x%03x, expected 0x%03x",
+	       o.tsval >> STCP_TS_POS_SHIFT, stcp_ts_pos(c->isn + 1));
 	EXPECT(t, (int32_t)(o.tsval - c->synack_tsval) > 0,
 	       "FIN TSval 0x%08x not PAWS-newer than SYN-ACK TSval 0x%08x",
 	       o.tsval, c->synack_tsval);
@@ -895,7 +915,7 @@ static void run_hs_fx(const struct hs_fx *fx, int idx, struct tcase *t)
 				 profiles[fx->prof].cookie_opts, c.ts,
 				 &c.synack_tsval);
 	}
-	c.fin_tsval = expected_fin_tsval(c.synack_tsval);
+	c.fin_tsval = expected_fin_tsval(c.synack_tsval, c.isn);
 
 	if (fx->keys != KEYS_KEEP) {
 		err = rotate_keys(fx->keys == KEYS_ROTATE1 ? 1 : 2);

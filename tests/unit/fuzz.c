@@ -306,8 +306,7 @@ static void cookie_seg(struct fuzz *fz, struct pkt_spec *s, enum gen_kind k)
 	case G_LAST_ACK:
 		s->seq = cisn + 2;
 		s->ack = isn + 2;
-		tsecr = (tsecr & ~(3u << STCP_TS_EPOCH_SHIFT)) |
-			(STCP_EPOCH_CLOSE << STCP_TS_EPOCH_SHIFT);
+		tsecr = stcp_tsval_at(tsecr, isn + 1);
 		break;
 	default:
 		break;

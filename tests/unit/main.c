@@ -177,9 +177,11 @@ uint32_t unit_isn(const struct stcp_flow *f, uint32_t cisn, uint32_t tick,
 	uint64_t h1 = stcp_handshake_mac(UNIT_K0, UNIT_K1, f, cisn, tick, opts);
 
 	if (synack_tsval)
-		*synack_tsval = has_ts ? stcp_tsval_make(STCP_EPOCH_SYNACK, h1,
-							 tick, opts) :
-					 0;
+		*synack_tsval =
+			has_ts ? stcp_tsval_make(
+					 stcp_ts_pos_synack(stcp_isn_ts(h0, h1)),
+					 h1, tick, opts) :
+				 0;
 	return has_ts ? stcp_isn_ts(h0, h1) : stcp_isn_nots(h0, h1, tick, opts);
 }
 
