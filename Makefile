@@ -19,6 +19,8 @@ SKELS    := $(BUILD)/stcp.skel.h $(BUILD)/bench_reflect.skel.h
 HEADERS  := $(wildcard include/*.h)
 COMMON   := daemon/common.c
 COMMON_H := daemon/common.h
+CACHE    := daemon/cache.c
+CACHE_H  := daemon/cache.h
 
 PROGS    := $(BUILD)/stcpd $(BUILD)/stcpctl $(BUILD)/stcp_unit $(BUILD)/stcp_bench
 
@@ -34,14 +36,14 @@ $(BUILD)/%.bpf.o: bpf/%.bpf.c $(HEADERS) vmlinux.h | $(BUILD)
 $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $(subst .bpf.o,,$(notdir $<))_bpf > $@
 
-$(BUILD)/stcpd: daemon/stcpd.c $(COMMON) $(COMMON_H) $(SKELS) $(HEADERS)
-	$(CC) $(CFLAGS) $< $(COMMON) -o $@ $(LDLIBS_BPF)
+$(BUILD)/stcpd: daemon/stcpd.c $(COMMON) $(COMMON_H) $(CACHE) $(CACHE_H) $(SKELS) $(HEADERS)
+	$(CC) $(CFLAGS) $< $(COMMON) $(CACHE) -o $@ $(LDLIBS_BPF)
 
-$(BUILD)/stcpctl: daemon/stcpctl.c $(COMMON) $(COMMON_H) $(HEADERS)
-	$(CC) $(CFLAGS) $< $(COMMON) -o $@ $(LDLIBS_BPF) $(shell pkg-config --cflags --libs json-c)
+$(BUILD)/stcpctl: daemon/stcpctl.c $(COMMON) $(COMMON_H) $(CACHE) $(CACHE_H) $(HEADERS)
+	$(CC) $(CFLAGS) $< $(COMMON) $(CACHE) -o $@ $(LDLIBS_BPF) $(shell pkg-config --cflags --libs json-c)
 
-$(BUILD)/stcp_unit: tests/unit/*.c tests/unit/*.h $(COMMON) $(SKELS) $(HEADERS)
-	$(CC) $(CFLAGS) -Itests/unit tests/unit/*.c $(COMMON) -o $@ $(LDLIBS_BPF)
+$(BUILD)/stcp_unit: tests/unit/*.c tests/unit/*.h $(COMMON) $(CACHE) $(CACHE_H) $(SKELS) $(HEADERS)
+	$(CC) $(CFLAGS) -Itests/unit tests/unit/*.c $(COMMON) $(CACHE) -o $@ $(LDLIBS_BPF)
 
 $(BUILD)/stcp_bench: tests/bench/bench.c tests/unit/pkt.c tests/unit/pkt.h $(COMMON) $(SKELS) $(HEADERS)
 	$(CC) $(CFLAGS) -Itests/unit tests/bench/bench.c tests/unit/pkt.c $(COMMON) -o $@ $(LDLIBS_BPF)
@@ -69,3 +71,22 @@ format:
 
 clean:
 	rm -rf $(BUILD)
+
+# Multi-segment emission experiment (tests/bench/emit/, docs/ARCHITECTURE.md
+# "Multi-segment emission"); not part of `all`. `sudo make emit-bench`.
+EMIT_DIR  := tests/bench/emit
+EMIT_BIN  := $(BUILD)/emit_srv.bpf.o $(BUILD)/emit_cli.bpf.o $(BUILD)/emit_bench
+
+.PHONY: emit-bench emit-build
+emit-build: $(EMIT_BIN)
+
+$(BUILD)/emit_%.bpf.o: $(EMIT_DIR)/emit_%.bpf.c $(EMIT_DIR)/emit.h $(HEADERS) vmlinux.h | $(BUILD)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/emit_bench: $(EMIT_DIR)/emit_bench.c $(EMIT_DIR)/emit.h $(HEADERS) | $(BUILD)
+	$(CC) $(CFLAGS) -I$(EMIT_DIR) $< -o $@ $(LDLIBS_BPF)
+
+emit-bench:
+	scripts/deps.sh --ensure
+	$(MAKE) all emit-build
+	$(EMIT_DIR)/run.sh

@@ -9,6 +9,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "stcp_maps.h"
+#include "stcp_cache.h"
 #include "stcp_cookie.h"
 
 #define ETH_P_IP 0x0800
@@ -72,6 +73,34 @@ struct {
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } stcp_counters SEC(".maps");
+
+/*
+ * The content cache (include/stcp_cache.h). Filled by stcpd, not read by the
+ * program yet; BTF-defined maps are created and pinned even when unused.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, STCP_DEFAULT_PAGES);
+	__type(key, __u32);
+	__type(value, struct stcp_page);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} stcp_pages SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, STCP_MAX_RESPS);
+	__type(key, __u32);
+	__type(value, struct stcp_resp);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} stcp_resps SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, STCP_MAX_OBJECTS);
+	__type(key, struct stcp_obj_key);
+	__type(value, struct stcp_obj);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} stcp_objects SEC(".maps");
 
 /* What the parser learns of a packet for the service. */
 struct seg {

@@ -68,7 +68,8 @@ static int open_pinned(const char *dir, const char *name)
 
 void stcp_maps_close(struct stcp_maps *m)
 {
-	int *fds[] = { &m->cfg, &m->keys, &m->listen, &m->counters };
+	int *fds[] = { &m->cfg,	  &m->keys,  &m->listen,  &m->counters,
+		       &m->pages, &m->resps, &m->objects };
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
@@ -82,11 +83,15 @@ int stcp_maps_open_pinned(const char *pin_dir, struct stcp_maps *m)
 	struct {
 		int *fd;
 		const char *name;
+		bool optional;
 	} want[] = {
-		{ &m->cfg, STCP_MAP_CFG },
-		{ &m->keys, STCP_MAP_KEYS },
-		{ &m->listen, STCP_MAP_LISTEN },
-		{ &m->counters, STCP_MAP_COUNTERS },
+		{ &m->cfg, STCP_MAP_CFG, false },
+		{ &m->keys, STCP_MAP_KEYS, false },
+		{ &m->listen, STCP_MAP_LISTEN, false },
+		{ &m->counters, STCP_MAP_COUNTERS, false },
+		{ &m->pages, STCP_MAP_PAGES, true },
+		{ &m->resps, STCP_MAP_RESPS, true },
+		{ &m->objects, STCP_MAP_OBJECTS, true },
 	};
 	int err = 0;
 
@@ -96,6 +101,8 @@ int stcp_maps_open_pinned(const char *pin_dir, struct stcp_maps *m)
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		int fd = open_pinned(pin_dir, want[i].name);
 
+		if (fd == -ENOENT && want[i].optional)
+			continue;
 		if (fd < 0) {
 			err = fd;
 			goto fail;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "stcp_maps.h"
+#include "stcp_cache.h"
 
 enum stcp_log_level {
 	STCP_LOG_ERROR = 0,
@@ -31,15 +32,22 @@ void stcp_log(enum stcp_log_level level, const char *fmt, ...)
 #define log_debug(...) stcp_log(STCP_LOG_DEBUG, __VA_ARGS__)
 int stcp_parse_log_level(const char *s, enum stcp_log_level *out);
 
-/* File descriptors of the four maps; -1 when not open. */
+/*
+ * File descriptors of the maps; -1 when not open. The three content cache
+ * maps (include/stcp_cache.h) are optional: stcp_maps_open_pinned leaves
+ * them at -1 when they are not pinned (maps of a build before the cache).
+ */
 struct stcp_maps {
 	int cfg;
 	int keys;
 	int listen;
 	int counters;
+	int pages;
+	int resps;
+	int objects;
 };
 
-#define STCP_MAPS_INIT { -1, -1, -1, -1 }
+#define STCP_MAPS_INIT { -1, -1, -1, -1, -1, -1, -1 }
 
 /* The pin directory: $STCP_PIN_DIR if set, else STCP_PIN_DIR. */
 const char *stcp_default_pin_dir(void);

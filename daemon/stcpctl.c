@@ -24,6 +24,7 @@
 #include <json-c/json.h>
 #include <xdp/libxdp.h>
 
+#include "cache.h"
 #include "common.h"
 
 #ifndef STCP_VERSION
@@ -36,6 +37,8 @@
 #define LISTEN_EXAMPLE "e.g. 198.18.0.1:80 or [2001:db8::1]:80"
 #define DISPATCHER_NAME "xdp_dispatcher"
 #define MAX_ATTACH 16
+#define RELOAD_TIMEOUT_S 120
+#define RELOAD_POLL_US 20000
 
 struct ctl {
 	const char *pin_dir;
@@ -70,6 +73,12 @@ static const struct cmd_desc cmd_table[] = {
 	{ "keys", "keys show",
 	  "key generation, current slot, rotation time and whether the "
 	  "previous key is valid (never the key itself)" },
+	{ "reload", "reload",
+	  "make stcpd read its --root again (SIGHUP to the daemon pid in "
+	  "stcp_cfg) and wait until it has" },
+	{ "content", "content ls",
+	  "the cached objects: path, size, ETag, response slots with their "
+	  "gens, Content-Type (-j: a JSON array)" },
 	{ "help", "help [COMMAND]", "this text, or one command's" },
 };
 
@@ -88,7 +97,8 @@ static const struct opt_desc opt_table[] = {
 	  "where the maps are pinned (default $STCP_PIN_DIR, else " STCP_PIN_DIR
 	  ", where stcpd and 'ip link' pin)" },
 	{ "json", no_argument, 'j', NULL,
-	  "print one JSON object instead of text" },
+	  "print JSON instead of text (one object; an array for content "
+	  "ls)" },
 	{ "verbose", no_argument, 'v', NULL,
 	  "more log output on stderr; repeat for libbpf's and libxdp's" },
 	{ "help", no_argument, 'h', NULL, "show this help and exit" },
@@ -559,6 +569,7 @@ struct status {
 	const char *mode;
 	struct stcp_listen_key listen[STCP_MAX_LISTEN];
 	int nlisten;
+	int content_paths; /* stcp_objects entries; -1 without the map */
 	uint64_t counters[STCP_C_MAX];
 };
 
@@ -588,6 +599,9 @@ static int status_read(const struct ctl *c, struct status *s)
 	s->nlisten = listen_read(c, s->listen);
 	if (s->nlisten < 0)
 		return s->nlisten;
+	s->content_paths = c->m.objects >= 0 ?
+				   stcp_map_count_entries(c->m.objects) :
+				   -1;
 	return stcp_counters_read(c->m.counters, s->counters);
 }
 
@@ -646,6 +660,10 @@ static void status_json(const struct ctl *c, const struct status *s)
 	json_object_object_add(o, "attachments", atts);
 	json_object_object_add(o, "listen",
 			       json_listen(s->listen, s->nlisten));
+	json_object_object_add(o, "content_paths",
+			       s->content_paths >= 0 ?
+				       json_object_new_int(s->content_paths) :
+				       NULL);
 	json_object_object_add(o, "counters", json_counters(s->counters));
 	print_json(o);
 }
@@ -710,6 +728,14 @@ static void status_text(const struct ctl *c, const struct status *s)
 	}
 	if (!s->nlisten)
 		printf(ROW, "listen", "none ('stcpctl listen add ADDR:PORT')");
+	if (s->content_paths > 0)
+		snprintf(buf, sizeof(buf), "%d paths ('stcpctl content ls')",
+			 s->content_paths);
+	else if (!s->content_paths)
+		snprintf(buf, sizeof(buf), "none (stcpd --root DIR)");
+	else
+		snprintf(buf, sizeof(buf), "no content cache maps");
+	printf(ROW, "content", buf);
 	printf("counters\n");
 	print_counters(s->counters, "  ");
 }
@@ -948,6 +974,302 @@ static int cmd_keys(struct ctl *c, int argc, char **argv)
 	return 0;
 }
 
+/* ---- reload ---- */
+
+static int cmd_reload(struct ctl *c, int argc, char **argv)
+{
+	const long max_polls = RELOAD_TIMEOUT_S * 1000000L / RELOAD_POLL_US;
+	struct stcp_cfg cfg;
+	__u32 pid, before;
+	long polls;
+	int n, err;
+
+	(void)argv;
+	if (argc)
+		return usage_error("reload takes no arguments");
+	if (open_maps(c))
+		return EXIT_RUNTIME;
+	err = stcp_cfg_read(c->m.cfg, &cfg);
+	if (err) {
+		log_err("cannot read %s: %s", STCP_MAP_CFG, strerror(-err));
+		return EXIT_RUNTIME;
+	}
+	pid = cfg.daemon_pid;
+	if (!stcpd_alive(pid)) {
+		log_err("no stcpd runs with the maps in %s: reload needs the "
+			"daemon (stcpd --root DIR)",
+			c->pin_dir);
+		return EXIT_RUNTIME;
+	}
+	before = cfg.cache_loads;
+	if (kill((pid_t)pid, SIGHUP)) {
+		log_err("cannot signal stcpd (pid %u): %s", pid,
+			strerror(errno));
+		return EXIT_RUNTIME;
+	}
+	for (polls = 0; polls < max_polls; polls++) {
+		usleep(RELOAD_POLL_US);
+		err = stcp_cfg_read(c->m.cfg, &cfg);
+		if (err) {
+			log_err("cannot read %s: %s", STCP_MAP_CFG,
+				strerror(-err));
+			return EXIT_RUNTIME;
+		}
+		if (cfg.cache_loads != before)
+			break;
+		if (!stcpd_alive(pid)) {
+			log_err("stcpd (pid %u) exited during the reload", pid);
+			return EXIT_RUNTIME;
+		}
+	}
+	if (polls == max_polls) {
+		log_err("stcpd (pid %u) has not finished reloading after %d s "
+			"(see its log)",
+			pid, RELOAD_TIMEOUT_S);
+		return EXIT_RUNTIME;
+	}
+	if (cfg.cache_loads & STCP_CFG_LOAD_FAILED) {
+		log_err("stcpd (pid %u) could not reload the content (see its "
+			"log); it serves what it had",
+			pid);
+		return EXIT_RUNTIME;
+	}
+	n = c->m.objects >= 0 ? stcp_map_count_entries(c->m.objects) : 0;
+	if (c->json) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "daemon_pid",
+				       json_object_new_uint64(pid));
+		json_object_object_add(o, "paths",
+				       json_object_new_int(n < 0 ? 0 : n));
+		print_json(o);
+	} else {
+		printf("reloaded; %d paths in the cache\n", n < 0 ? 0 : n);
+	}
+	return 0;
+}
+
+/* ---- content ls ---- */
+
+struct content_row {
+	struct stcp_obj_key key;
+	struct stcp_obj obj;
+	struct stcp_resp resp[STCP_VARIANTS];
+	bool resp_ok[STCP_VARIANTS];
+	char type[128];
+	char etag[128];
+	char last_modified[64];
+};
+
+static int content_cmp(const void *a, const void *b)
+{
+	const struct content_row *x = a, *y = b;
+	int r = strncmp(x->key.host, y->key.host, sizeof(x->key.host));
+
+	return r ? r : strncmp(x->key.path, y->key.path, sizeof(x->key.path));
+}
+
+/* Reads every stcp_objects entry, its slots and the 200 header. Returns
+ * the number of rows, or a negative errno. */
+static int content_read(const struct ctl *c, struct content_row **out)
+{
+	struct content_row *rows = NULL;
+	struct stcp_obj_key k, prev;
+	char *hdr = NULL;
+	size_t n = 0, cap = 0;
+	void *pk = NULL;
+	int err = 0;
+
+	hdr = malloc(STCP_PAGE_SIZE + 1);
+	if (!hdr)
+		return -ENOMEM;
+	while (!bpf_map_get_next_key(c->m.objects, pk, &k)) {
+		struct content_row *r;
+
+		prev = k;
+		pk = &prev;
+		if (n == cap) {
+			void *p;
+
+			cap = cap ? 2 * cap : 64;
+			p = realloc(rows, cap * sizeof(*rows));
+			if (!p) {
+				err = -ENOMEM;
+				goto fail;
+			}
+			rows = p;
+		}
+		r = &rows[n];
+		memset(r, 0, sizeof(*r));
+		r->key = k;
+		if (bpf_map_lookup_elem(c->m.objects, &k, &r->obj))
+			continue; /* deleted meanwhile */
+		for (int v = 0; v < STCP_VARIANTS; v++) {
+			r->resp_ok[v] = !stcp_resp_read(c->m.pages, c->m.resps,
+							 r->obj.resp[v],
+							 &r->resp[v], hdr);
+			if (v != STCP_V_200_CLOSE || !r->resp_ok[v])
+				continue;
+			stcp_hdr_field(hdr, "Content-Type", r->type,
+				       sizeof(r->type));
+			stcp_hdr_field(hdr, "ETag", r->etag, sizeof(r->etag));
+			stcp_hdr_field(hdr, "Last-Modified", r->last_modified,
+				       sizeof(r->last_modified));
+		}
+		n++;
+		if (n > STCP_MAX_OBJECTS * 4)
+			break;
+	}
+	free(hdr);
+	if (n)
+		qsort(rows, n, sizeof(*rows), content_cmp);
+	*out = rows;
+	return (int)n;
+fail:
+	free(hdr);
+	free(rows);
+	return err;
+}
+
+/* "host/path" for a host-specific object, else the path. */
+static void content_name(const struct content_row *r, char *buf, size_t len)
+{
+	snprintf(buf, len, "%.*s%.*s", (int)sizeof(r->key.host), r->key.host,
+		 (int)sizeof(r->key.path), r->key.path);
+}
+
+static void content_json(const struct content_row *rows, int n)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (int i = 0; i < n && a; i++) {
+		const struct content_row *r = &rows[i];
+		struct json_object *o = json_object_new_object();
+		struct json_object *rs = json_object_new_array();
+		char host[STCP_HOST_LEN + 1], path[STCP_PATH_LEN + 1];
+
+		snprintf(host, sizeof(host), "%.*s", (int)sizeof(r->key.host),
+			 r->key.host);
+		snprintf(path, sizeof(path), "%.*s", (int)sizeof(r->key.path),
+			 r->key.path);
+		json_object_object_add(o, "host", json_object_new_string(host));
+		json_object_object_add(o, "path", json_object_new_string(path));
+		json_object_object_add(o, "size",
+				       json_object_new_uint64(r->obj.size));
+		json_object_object_add(o, "mtime_ns",
+				       json_object_new_uint64(r->obj.mtime));
+		json_object_object_add(o, "content_type",
+				       r->type[0] ?
+					       json_object_new_string(r->type) :
+					       NULL);
+		json_object_object_add(o, "etag",
+				       r->etag[0] ?
+					       json_object_new_string(r->etag) :
+					       NULL);
+		json_object_object_add(
+			o, "last_modified",
+			r->last_modified[0] ?
+				json_object_new_string(r->last_modified) :
+				NULL);
+		for (int v = 0; v < STCP_VARIANTS && rs; v++) {
+			const struct stcp_resp *p = &r->resp[v];
+			struct json_object *ro = json_object_new_object();
+
+			json_object_object_add(
+				ro, "variant",
+				json_object_new_string(stcp_variant_names[v]));
+			json_object_object_add(
+				ro, "slot",
+				json_object_new_uint64(r->obj.resp[v]));
+			json_object_object_add(ro, "gen",
+					       json_object_new_uint64(p->gen));
+			json_object_object_add(
+				ro, "valid",
+				json_object_new_boolean(r->resp_ok[v]));
+			json_object_object_add(
+				ro, "hdr_len",
+				json_object_new_uint64(p->hdr_len));
+			json_object_object_add(
+				ro, "body_len",
+				json_object_new_uint64(p->body_len));
+			json_object_array_add(rs, ro);
+		}
+		json_object_object_add(o, "resps", rs);
+		json_object_array_add(a, o);
+	}
+	print_json(a);
+}
+
+static void content_text(const struct content_row *rows, int n)
+{
+	char name[STCP_HOST_LEN + STCP_PATH_LEN + 1], slots[96];
+	int w = 4;
+
+	for (int i = 0; i < n; i++) {
+		content_name(&rows[i], name, sizeof(name));
+		if ((int)strlen(name) > w)
+			w = (int)strlen(name);
+	}
+	if (n)
+		printf("%-*s %10s  %-34s %-27s %s\n", w, "PATH", "SIZE", "ETAG",
+		       "SLOT:GEN (200c 200k 304c 304k)", "TYPE");
+	for (int i = 0; i < n; i++) {
+		const struct content_row *r = &rows[i];
+		size_t used = 0;
+
+		slots[0] = '\0';
+		for (int v = 0; v < STCP_VARIANTS; v++) {
+			int k = snprintf(slots + used, sizeof(slots) - used,
+					 "%s%u:%u%s", v ? " " : "",
+					 r->obj.resp[v], r->resp[v].gen,
+					 r->resp_ok[v] ? "" : "!");
+
+			if (k < 0 || (size_t)k >= sizeof(slots) - used)
+				break;
+			used += (size_t)k;
+		}
+		content_name(r, name, sizeof(name));
+		printf("%-*s %10llu  %-34s %-27s %s\n", w, name,
+		       (unsigned long long)r->obj.size,
+		       r->etag[0] ? r->etag : "-", slots,
+		       r->type[0] ? r->type : "-");
+	}
+}
+
+static int cmd_content(struct ctl *c, int argc, char **argv)
+{
+	struct content_row *rows = NULL;
+	int n;
+
+	if (!argc)
+		return usage_error("content needs a subcommand: ls");
+	if (strcmp(argv[0], "ls") && strcmp(argv[0], "list"))
+		return usage_error("unknown content subcommand '%s' (expected "
+				   "ls)",
+				   argv[0]);
+	if (argc > 1)
+		return usage_error("content ls takes no arguments");
+	if (open_maps(c))
+		return EXIT_RUNTIME;
+	if (c->m.objects < 0 || c->m.resps < 0 || c->m.pages < 0) {
+		log_err("no content cache maps in %s (the program there was "
+			"built before the content cache)",
+			c->pin_dir);
+		return EXIT_RUNTIME;
+	}
+	n = content_read(c, &rows);
+	if (n < 0) {
+		log_err("cannot read the content cache: %s", strerror(-n));
+		return EXIT_RUNTIME;
+	}
+	if (c->json)
+		content_json(rows, n);
+	else
+		content_text(rows, n);
+	free(rows);
+	return 0;
+}
+
 static bool is_command(const char *name)
 {
 	for (size_t i = 0; i < NUM_CMD_ROWS; i++) {
@@ -966,7 +1288,8 @@ static int cmd_help(struct ctl *c, int argc, char **argv)
 	}
 	if (argc > 1 || !is_command(argv[0]))
 		return usage_error("help %s: no such command (commands: "
-				   "status, stats, listen, keys, help)",
+				   "status, stats, listen, keys, reload, "
+				   "content, help)",
 				   argv[0]);
 	cmd_usage(stdout, argv[0]);
 	return 0;
@@ -978,6 +1301,7 @@ static const struct {
 } cmd_fns[] = {
 	{ "status", cmd_status }, { "stats", cmd_stats },
 	{ "listen", cmd_listen }, { "keys", cmd_keys },
+	{ "reload", cmd_reload }, { "content", cmd_content },
 	{ "help", cmd_help },
 };
 
@@ -1087,8 +1411,8 @@ int main(int argc, char **argv)
 	}
 	if (rc < 0)
 		rc = usage_error("unknown command '%s' (commands: status, "
-				 "stats, listen, keys, help; see 'stcpctl "
-				 "--help')",
+				 "stats, listen, keys, reload, content, help; "
+				 "see 'stcpctl --help')",
 				 cmd);
 	stcp_maps_close(&c.m);
 	if (fflush(stdout) && !rc) {

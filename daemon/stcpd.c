@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * stcpd: loads the stcp fast path, pins its maps, installs a fresh key and
- * the service addresses, attaches the program to one interface through
- * libxdp (so other XDP programs can share it), and waits in the foreground
- * for SIGINT, SIGTERM or SIGHUP to undo all of that.
+ * the service addresses, fills the content cache from --root, attaches the
+ * program to one interface through libxdp (so other XDP programs can share
+ * it), and waits in the foreground: SIGHUP reloads the content, SIGINT and
+ * SIGTERM undo all of that.
  *
  * The maps are created and filled before the program is attached, so the
  * first packet the program sees already finds a key and the addresses. That
@@ -24,12 +25,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <xdp/libxdp.h>
 
+#include "cache.h"
 #include "common.h"
 #include "stcp.skel.h"
 
@@ -40,12 +43,22 @@
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
 
-#define NUM_MAPS 4
+#define NUM_MAPS 7
+#define PAGES_MAP 4 /* index of stcp_pages in map_names */
 #define LISTEN_EXAMPLE "e.g. 198.18.0.1:80 or [2001:db8::1]:80"
+#define DEFAULT_CACHE_MB 512
+/* Pages reserved without --root: the fixed error responses. */
+#define NO_ROOT_PAGES 64
+#define PAGES_PER_MB (1024 * 1024 / STCP_PAGE_SIZE)
+/* Most MiB whose page count fits in the u32 max_entries of stcp_pages. */
+#define MAX_CACHE_MB (UINT32_MAX / PAGES_PER_MB)
+/* How often the daemon loop frees what has waited out its grace period. */
+#define REAP_INTERVAL_S 10
 
 enum {
 	OPT_KEEP_MAPS = 0x100,
 	OPT_LOG_LEVEL,
+	OPT_CACHE_MB,
 };
 
 /* One row per option: getopt_long's table and --help both come from here. */
@@ -65,6 +78,14 @@ static const struct opt_desc opt_table[] = {
 	  "--listen 198.18.0.1:80",
 	  "service address to answer for, " LISTEN_EXAMPLE
 	  "; repeat for up to 64 (at least one required)" },
+	{ "root", required_argument, 'r', "DIR", "--root /srv/www",
+	  "serve the regular files under DIR from the content cache, loaded "
+	  "at start-up and again on SIGHUP ('stcpctl reload'); default: no "
+	  "content" },
+	{ "cache-mb", required_argument, OPT_CACHE_MB, "N", "--cache-mb 128",
+	  "size of the content cache in MiB, allocated when the maps are "
+	  "created (default 512 with --root, 256 KiB for the fixed error "
+	  "responses without; or the size of a cache already pinned)" },
 	{ "mode", required_argument, 'm', "MODE", "--mode generic",
 	  "native (in the driver, the default) or generic (any interface, "
 	  "slower)" },
@@ -95,6 +116,9 @@ struct config {
 	bool generic;
 	const char *pin_dir;
 	bool keep_maps;
+	const char *root; /* NULL: no content */
+	__u32 cache_pages;
+	bool cache_mb_set;
 };
 
 /* Everything set up so far, so that one teardown can undo any prefix. */
@@ -110,6 +134,9 @@ struct daemon {
 	bool listen_added[STCP_MAX_LISTEN];
 	bool cfg_written;
 	__u32 prog_id;
+	__u32 npages; /* stcp_pages max_entries: --cache-mb or the pin's */
+	struct stcp_cache cache;
+	bool cache_init;
 };
 
 static const char *const map_names[NUM_MAPS] = {
@@ -117,6 +144,9 @@ static const char *const map_names[NUM_MAPS] = {
 	STCP_MAP_KEYS,
 	STCP_MAP_LISTEN,
 	STCP_MAP_COUNTERS,
+	STCP_MAP_PAGES,
+	STCP_MAP_RESPS,
+	STCP_MAP_OBJECTS,
 };
 
 static struct bpf_map *skel_map(struct stcp_bpf *skel, int i)
@@ -126,6 +156,9 @@ static struct bpf_map *skel_map(struct stcp_bpf *skel, int i)
 		skel->maps.stcp_keys,
 		skel->maps.stcp_listen,
 		skel->maps.stcp_counters,
+		skel->maps.stcp_pages,
+		skel->maps.stcp_resps,
+		skel->maps.stcp_objects,
 	};
 
 	return maps[i];
@@ -162,11 +195,11 @@ static void usage(FILE *f)
 		"\n"
 		"Answers TCP for the given service addresses from an XDP "
 		"program on DEV,\n"
-		"with no state per connection. Runs in the foreground until "
-		"SIGINT,\n"
-		"SIGTERM or SIGHUP, then detaches, removes its service "
-		"addresses and\n"
-		"unpins the maps it pinned. Inspect it with 'stcpctl "
+		"with no state per connection. Runs in the foreground; SIGHUP "
+		"reloads the\n"
+		"content (--root), SIGINT or SIGTERM detaches, removes its "
+		"service addresses\n"
+		"and unpins the maps it pinned. Inspect it with 'stcpctl "
 		"status'.\n"
 		"\n"
 		"Options:\n");
@@ -193,7 +226,8 @@ static void usage(FILE *f)
 		"2 usage error.\n"
 		"\n"
 		"Example: stcpd --iface eth0 --listen 198.18.0.1:80 "
-		"--listen [2001:db8::1]:80\n");
+		"--listen [2001:db8::1]:80\n"
+		"               --root /srv/www\n");
 }
 
 static const struct opt_desc *opt_by_val(int val)
@@ -266,6 +300,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 	optstring[n] = '\0';
 
 	c->pin_dir = stcp_default_pin_dir();
+	c->cache_pages = DEFAULT_CACHE_MB * PAGES_PER_MB;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, optstring, longopts, NULL)) !=
 	       -1) {
@@ -295,6 +330,29 @@ static int parse_args(int argc, char **argv, struct config *c)
 					"e.g. --pin-dir /sys/fs/bpf/stcp");
 			c->pin_dir = optarg;
 			break;
+		case 'r':
+			if (!*optarg)
+				return usage_error("--root: expected a "
+						   "directory, e.g. --root "
+						   "/srv/www");
+			c->root = optarg;
+			break;
+		case OPT_CACHE_MB: {
+			char *end;
+			unsigned long long mb;
+
+			errno = 0;
+			mb = strtoull(optarg, &end, 10);
+			if (errno || end == optarg || *end || optarg[0] == '-' ||
+			    mb < 1 || mb > MAX_CACHE_MB)
+				return usage_error("--cache-mb %s: expected a "
+						   "size in MiB from 1 to %u, "
+						   "e.g. --cache-mb 128",
+						   optarg, MAX_CACHE_MB);
+			c->cache_pages = (__u32)mb * PAGES_PER_MB;
+			c->cache_mb_set = true;
+			break;
+		}
 		case OPT_KEEP_MAPS:
 			c->keep_maps = true;
 			break;
@@ -346,6 +404,10 @@ static int parse_args(int argc, char **argv, struct config *c)
 	if (!c->nlisten)
 		return usage_error("no --listen given: name at least one "
 				   "service ADDR:PORT, " LISTEN_EXAMPLE);
+	/* Without content only the fixed error responses need pages: do not
+	 * reserve the default cache's kernel memory for nothing. */
+	if (!c->root && !c->cache_mb_set)
+		c->cache_pages = NO_ROOT_PAGES;
 	return -1;
 }
 
@@ -483,6 +545,35 @@ static bool stcpd_alive(__u32 pid)
 }
 
 /*
+ * stcp_pages is pinned with another size than --cache-mb asks for: without
+ * --cache-mb, that size is used; with it, the difference is an error.
+ */
+static int pinned_cache_size(struct daemon *d, struct bpf_map *map,
+			     __u32 pinned)
+{
+	const char *path = d->pin_path[PAGES_MAP];
+	int err;
+
+	if (d->cfg->cache_mb_set) {
+		log_err("%s holds a %u MiB content cache but --cache-mb asks "
+			"for %u; pass --cache-mb %u, or remove the old pins (rm "
+			"%s/stcp_*) or use another --pin-dir",
+			path, pinned / PAGES_PER_MB, d->npages / PAGES_PER_MB,
+			pinned / PAGES_PER_MB, d->cfg->pin_dir);
+		return -EEXIST;
+	}
+	err = bpf_map__set_max_entries(map, pinned);
+	if (err) {
+		log_err("cannot size %s: %s", STCP_MAP_PAGES, strerror(-err));
+		return err;
+	}
+	d->npages = pinned;
+	log_info("using the %u MiB content cache pinned at %s",
+		 pinned / PAGES_PER_MB, path);
+	return 0;
+}
+
+/*
  * Looks at what is pinned already: a map libbpf could not reuse (another
  * build) and a live stcpd using the same maps are both refused here, with a
  * line that says what to do, instead of as a bare EINVAL from the load.
@@ -519,11 +610,14 @@ static int check_pinned(struct daemon *d)
 		} else if (info.type != bpf_map__type(map) ||
 			   info.key_size != bpf_map__key_size(map) ||
 			   info.value_size != bpf_map__value_size(map) ||
-			   info.max_entries != bpf_map__max_entries(map)) {
+			   (info.max_entries != bpf_map__max_entries(map) &&
+			    i != PAGES_MAP)) {
 			err = -EEXIST;
 			log_err("%s is not this build's %s map; remove the old "
 				"pins (rm %s/stcp_*) or use another --pin-dir",
 				d->pin_path[i], map_names[i], dir);
+		} else if (info.max_entries != bpf_map__max_entries(map)) {
+			err = pinned_cache_size(d, map, info.max_entries);
 		} else if (i == 0 && !stcp_cfg_read(fd, &cfg) &&
 			   cfg.daemon_pid != (__u32)getpid() &&
 			   stcpd_alive(cfg.daemon_pid)) {
@@ -597,6 +691,12 @@ static int open_skel(struct daemon *d, struct stcp_bpf **out)
 			return err;
 		}
 	}
+	err = bpf_map__set_max_entries(skel->maps.stcp_pages, d->npages);
+	if (err) {
+		log_err("cannot size %s: %s", STCP_MAP_PAGES, strerror(-err));
+		stcp_bpf__destroy(skel);
+		return err;
+	}
 	*out = skel;
 	return 0;
 }
@@ -617,6 +717,11 @@ static int create_maps(struct daemon *d)
 	if (err) {
 		if (is_perm(err))
 			say_no_permission();
+		else if (err == -ENOMEM)
+			log_err("cannot create the maps in %s: out of memory "
+				"for a %u MiB content cache (try a smaller "
+				"--cache-mb)",
+				d->cfg->pin_dir, d->npages / PAGES_PER_MB);
 		else
 			log_err("cannot create the maps in %s: %s (run with "
 				"--log-level debug for libbpf's reasons)",
@@ -676,6 +781,88 @@ static int fill_maps(struct daemon *d)
 	}
 	d->cfg_written = true;
 	return 0;
+}
+
+/* Counts a finished cache load in stcp_cfg, for `stcpctl reload`. */
+static void note_load(struct daemon *d, bool failed)
+{
+	int fd = bpf_map__fd(d->maps_obj->maps.stcp_cfg);
+	struct stcp_cfg cfg;
+	int err;
+
+	err = stcp_cfg_read(fd, &cfg);
+	if (!err) {
+		cfg.cache_loads = ((cfg.cache_loads + 1) & STCP_CFG_LOAD_COUNT) |
+				  (failed ? STCP_CFG_LOAD_FAILED : 0);
+		err = stcp_cfg_write(fd, &cfg);
+	}
+	if (err)
+		log_warn("cannot record the cache load in %s: %s",
+			 STCP_MAP_CFG, strerror(-err));
+}
+
+static void log_cache(const struct daemon *d, bool reload)
+{
+	struct stcp_cache_stats st;
+
+	stcp_cache_get_stats(&d->cache, &st);
+	if (reload)
+		log_info("cache: reloaded %s: %u added, %u changed, %u "
+			 "removed, %u unchanged, %u skipped; %u replaced "
+			 "waiting %u s to be freed",
+			 d->cfg->root, st.added, st.changed, st.removed,
+			 st.unchanged, st.skipped, st.pending,
+			 d->cache.grace_s);
+	log_info("cache: %u objects, %llu bytes in %u pages (of %u)",
+		 st.files, (unsigned long long)st.bytes, st.pages_used,
+		 st.npages);
+}
+
+/* Writes the fixed responses and, with --root, loads the content. */
+static int fill_cache(struct daemon *d)
+{
+	const struct config *c = d->cfg;
+	struct stcp_bpf *o = d->maps_obj;
+	int err;
+
+	err = stcp_cache_init(&d->cache, bpf_map__fd(o->maps.stcp_pages),
+			      bpf_map__fd(o->maps.stcp_resps),
+			      bpf_map__fd(o->maps.stcp_objects));
+	if (err)
+		return err;
+	d->cache_init = true;
+	if (!c->root) {
+		log_debug("cache: no --root, no content");
+		note_load(d, false);
+		return 0;
+	}
+	err = stcp_cache_load(&d->cache, c->root);
+	note_load(d, err != 0);
+	if (!err)
+		log_cache(d, false);
+	return err;
+}
+
+/* SIGHUP. On failure the cache keeps what it had. */
+static void reload(struct daemon *d)
+{
+	const char *root = d->cfg->root;
+	int err;
+
+	if (!root) {
+		log_warn("SIGHUP: stcpd runs without --root, there is no "
+			 "content to reload");
+		note_load(d, true);
+		return;
+	}
+	log_info("SIGHUP: reloading %s", root);
+	err = stcp_cache_load(&d->cache, root);
+	if (!err)
+		log_cache(d, true);
+	else
+		log_warn("reloading %s failed; the cache keeps what it had",
+			 root);
+	note_load(d, err != 0);
 }
 
 static void explain_attach_error(const struct daemon *d, int err)
@@ -779,6 +966,12 @@ static void teardown_maps(struct daemon *d, bool keep)
 	struct stcp_cfg cfg;
 	int fd, err;
 
+	if (d->cache_init) {
+		if (!keep)
+			stcp_cache_clear(&d->cache);
+		stcp_cache_destroy(&d->cache);
+		d->cache_init = false;
+	}
 	fd = bpf_map__fd(d->maps_obj->maps.stcp_listen);
 	for (int i = 0; i < c->nlisten; i++) {
 		if (d->listen_added[i])
@@ -841,11 +1034,43 @@ static void format_listen(const struct config *c, char *buf, size_t len)
 	}
 }
 
-static int run(const struct config *c, const sigset_t *stop)
+/*
+ * Until SIGINT or SIGTERM: SIGHUP reloads the content, and every
+ * REAP_INTERVAL_S the pages and slots of replaced objects whose grace
+ * period is over are freed.
+ */
+static int serve(struct daemon *d, const sigset_t *sigs)
+{
+	const struct timespec tick = { .tv_sec = REAP_INTERVAL_S };
+	int sig;
+
+	for (;;) {
+		sig = sigtimedwait(sigs, NULL, &tick);
+		if (sig < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (d->cache_init)
+				stcp_cache_reap(&d->cache);
+			continue;
+		}
+		if (sig < 0) {
+			int err = -errno;
+
+			log_err("sigtimedwait: %s", strerror(-err));
+			return err;
+		}
+		if (sig != SIGHUP)
+			break;
+		reload(d);
+	}
+	log_info("SIG%s: detaching from %s", sigabbrev_np(sig),
+		 d->cfg->iface);
+	return 0;
+}
+
+static int run(const struct config *c, const sigset_t *sigs)
 {
 	char addrs[STCP_MAX_LISTEN * 52];
-	struct daemon d = { .cfg = c };
-	int err, sig = 0;
+	struct daemon d = { .cfg = c, .npages = c->cache_pages };
+	int err;
 
 	err = setup_pin_dir(&d);
 	if (err)
@@ -854,6 +1079,9 @@ static int run(const struct config *c, const sigset_t *stop)
 	if (err)
 		goto out;
 	err = fill_maps(&d);
+	if (err)
+		goto out;
+	err = fill_cache(&d);
 	if (err)
 		goto out;
 	err = attach(&d);
@@ -865,22 +1093,34 @@ static int run(const struct config *c, const sigset_t *stop)
 		 c->iface, c->generic ? "generic" : "native", d.prog_id, addrs);
 	log_debug("maps pinned in %s", c->pin_dir);
 
-	err = sigwait(stop, &sig);
-	if (err) {
-		err = -err;
-		log_err("sigwait: %s", strerror(-err));
-		goto out;
-	}
-	log_info("SIG%s: detaching from %s", sigabbrev_np(sig), c->iface);
+	err = serve(&d, sigs);
 out:
 	teardown(&d, !err);
 	return err;
 }
 
+/* --root must name a directory; one line and exit 1 otherwise. */
+static int check_root(const char *root)
+{
+	struct stat st;
+
+	if (stat(root, &st)) {
+		int err = -errno;
+
+		log_err("--root %s: %s", root, strerror(-err));
+		return err;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		log_err("--root %s: not a directory", root);
+		return -ENOTDIR;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct config c = { 0 };
-	sigset_t stop;
+	sigset_t sigs;
 	int rc;
 
 	stcp_progname = "stcpd";
@@ -891,20 +1131,22 @@ int main(int argc, char **argv)
 	libbpf_set_print(libbpf_print);
 	libxdp_set_print(libxdp_print);
 
-	/* Blocked from here on: a signal during setup is taken by sigwait
+	/* Blocked from here on: a signal during setup is taken by the loop
 	 * once setup is done, or it waits for teardown after a failure. */
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	sigaddset(&stop, SIGHUP);
-	sigprocmask(SIG_BLOCK, &stop, NULL);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	/* A closed stderr must not kill us before the teardown. */
 	signal(SIGPIPE, SIG_IGN);
 
+	if (c.root && check_root(c.root))
+		return EXIT_RUNTIME;
 	c.ifindex = if_nametoindex(c.iface);
 	if (!c.ifindex) {
 		log_err("interface '%s' not found (see 'ip link')", c.iface);
 		return EXIT_RUNTIME;
 	}
-	return run(&c, &stop) ? EXIT_RUNTIME : 0;
+	return run(&c, &sigs) ? EXIT_RUNTIME : 0;
 }

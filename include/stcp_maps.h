@@ -56,9 +56,15 @@ struct stcp_cfg {
 	__u32 ifindex;
 	__u32 attach_mode; /* enum stcp_attach_mode */
 	__u32 daemon_pid;
-	__u32 pad;
+	/* Content cache loads stcpd has finished (start-up and every SIGHUP),
+	 * with STCP_CFG_LOAD_FAILED set when the last one failed: what
+	 * `stcpctl reload` waits for. */
+	__u32 cache_loads;
 	__u64 keys_rotated_at; /* unix seconds */
 };
+
+#define STCP_CFG_LOAD_FAILED 0x80000000u
+#define STCP_CFG_LOAD_COUNT 0x7fffffffu
 
 enum stcp_attach_mode {
 	STCP_MODE_UNKNOWN = 0,

@@ -10,11 +10,18 @@
 # underscores) that prints the section's Markdown on stdout, add NAME to
 # SECTIONS, and put its markers in the document (they are appended at the
 # end if missing).
+#
+# STCP_BENCH_EMIT=1 adds the multi-segment emission benchmark (section
+# emit-bench, about two minutes; needs `make emit-build` first, which
+# `sudo make emit-bench` also does).
 set -euo pipefail
 
 DOC=${DOC:-docs/BENCHMARKS.md}
 BUILD=${BUILD:-build}
 SECTIONS=(machine handshake-bench)
+if [[ ${STCP_BENCH_EMIT:-0} == 1 ]]; then
+	SECTIONS+=(emit-bench)
+fi
 
 die() {
 	echo "bench.sh: $*" >&2
@@ -28,6 +35,10 @@ preflight() {
 		die "must run as root (BPF_PROG_TEST_RUN needs CAP_BPF and CAP_NET_ADMIN)"
 	[[ -x $BUILD/stcp_bench ]] ||
 		die "$BUILD/stcp_bench is missing: run make first"
+	if [[ ${STCP_BENCH_EMIT:-0} == 1 ]]; then
+		[[ -x $BUILD/emit_bench ]] ||
+			die "$BUILD/emit_bench is missing: run make emit-build first"
+	fi
 }
 
 cpu_model() {
@@ -112,6 +123,18 @@ section_handshake_bench() {
 	echo "$(date -u '+%Y-%m-%d')."
 	echo
 	"${cmd[@]}"
+}
+
+# Multi-segment emission (STCP_BENCH_EMIT=1): tests/bench/emit/run.sh makes
+# its own namespaces and removes them, failure included.
+section_emit_bench() {
+	local cmd=(tests/bench/emit/run.sh)
+
+	echo "Produced by \`sudo ${cmd[*]}\` (run by \`scripts/bench.sh\` with"
+	echo "\`STCP_BENCH_EMIT=1\`; \`sudo make emit-bench\` prints the same) on kernel"
+	echo "\`$(uname -r)\`, $(nproc) CPUs, $(date -u '+%Y-%m-%d')."
+	echo
+	BUILD=$BUILD "${cmd[@]}"
 }
 
 TMPFILES=()

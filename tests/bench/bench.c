@@ -314,7 +314,7 @@ static void measure_all(void)
 
 static void load(void)
 {
-	struct bpf_map *maps[4];
+	struct bpf_map *map;
 	struct stcp_listen_key k;
 	const char *listen[] = { "198.18.0.1:80", "[2001:db8::1]:80" };
 	int err;
@@ -322,14 +322,15 @@ static void load(void)
 	skel = stcp_bpf__open();
 	if (!skel)
 		die("stcp_bpf__open: %s", strerror(errno));
-	maps[0] = skel->maps.stcp_cfg;
-	maps[1] = skel->maps.stcp_keys;
-	maps[2] = skel->maps.stcp_listen;
-	maps[3] = skel->maps.stcp_counters;
 	/* Private maps: never reuse or pin the maps of a running stcpd. */
-	for (int i = 0; i < 4; i++)
-		if (bpf_map__set_pin_path(maps[i], NULL))
-			die("cannot unpin %s", bpf_map__name(maps[i]));
+	bpf_object__for_each_map(map, skel->obj)
+	{
+		if (bpf_map__set_pin_path(map, NULL))
+			die("cannot unpin %s", bpf_map__name(map));
+	}
+	/* The content cache is not used here: the smallest page array. */
+	if (bpf_map__set_max_entries(skel->maps.stcp_pages, 1))
+		die("cannot size stcp_pages");
 	err = stcp_bpf__load(skel);
 	if (err)
 		die("stcp_bpf__load: %s", strerror(-err));

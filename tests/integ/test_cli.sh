@@ -26,6 +26,10 @@ expect_err 2 '.' "$BUILD/stcpd" --bogus
 expect_err 1 'not found' "$BUILD/stcpd" --iface nosuchdev0 --listen 198.18.0.1:80
 expect_err 1 'no stcp maps' "$BUILD/stcpctl" --pin-dir /sys/fs/bpf/does-not-exist status
 expect_err 2 '.' "$BUILD/stcpctl" frobnicate
+# Without root (no CAP_BPF / CAP_NET_ADMIN): one line that says what to do.
+as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"; }
+expect_err 1 'permission denied.*root' as_nobody "$BUILD/stcpd" --iface lo \
+	--listen 198.18.0.1:80 --pin-dir /sys/fs/bpf
 
 topo_up
 stcpd_start

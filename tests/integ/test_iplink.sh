@@ -5,16 +5,18 @@
 . "$(dirname "$0")/lib.sh"
 
 GLOBALS=/sys/fs/bpf/xdp/globals
-for m in stcp_cfg stcp_keys stcp_listen stcp_counters; do
+MAPS="stcp_cfg stcp_keys stcp_listen stcp_counters stcp_pages stcp_resps stcp_objects"
+for m in $MAPS; do
 	[ -e "$GLOBALS/$m" ] && skip "$GLOBALS/$m exists: another stcp loaded by ip link is running"
 done
-EXTRA_CLEANUP+=("rm -f $GLOBALS/stcp_cfg $GLOBALS/stcp_keys $GLOBALS/stcp_listen $GLOBALS/stcp_counters")
+# shellcheck disable=SC2086 # one path per map name
+EXTRA_CLEANUP+=("rm -f $(printf "$GLOBALS/%s " $MAPS)")
 
 topo_up
 # nsenter keeps the root mount namespace, so the pins land in the real bpffs.
 in_s ip link set dev "$DEV_S" xdp obj "$BUILD/stcp.bpf.o" sec xdp
 EXTRA_CLEANUP+=("nsenter --net=/run/netns/$NS_S ip link set dev $DEV_S xdp off")
-for m in stcp_cfg stcp_keys stcp_listen stcp_counters; do
+for m in $MAPS; do
 	[ -e "$GLOBALS/$m" ] || fail "ip link did not pin $m in $GLOBALS"
 done
 
@@ -50,4 +52,7 @@ assert d["counters"]["syn_answered"] >= 2, d["counters"]
 assert d["prog_id"], d
 ' "$DEV_S" || fail "stcpctl status does not describe the ip-link program"
 [ "$(in_s ss -Htan | wc -l)" = 0 ] || fail "server kernel holds sockets"
+# No stcpd: the content cache maps exist and are empty.
+[ "$(gctl -j content ls)" = "[]" ] || fail "content ls without stcpd: $(gctl -j content ls)"
+gctl status | grep -q '^content  *none' || fail "status without content: $(gctl status)"
 echo "ok"

@@ -27,6 +27,7 @@
 
 #define DEFAULT_SEED	   0x57c9f00dULL
 #define DEFAULT_FUZZ_COUNT 100000
+#define UNIT_MAX_MAPS	   16
 
 struct unit_env unit_main = { .name = "main", .prog_fd = -1 };
 struct unit_env unit_nokey = { .name = "nokey", .prog_fd = -1 };
@@ -218,24 +219,30 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt,
  * (libbpf 1.1.2, src/libbpf.c). Checked after the load: no map reports a pin
  * path or is pinned, and no pin file appeared under the default root.
  */
-static int env_open(struct unit_env *e, bool with_key, struct tcase *t)
+static int env_open(struct unit_env *e, bool with_key, uint32_t pages,
+		    struct tcase *t)
 {
-	struct bpf_map *maps[4];
+	struct bpf_map *maps[UNIT_MAX_MAPS], *map;
 	struct stcp_listen_key k;
 	const char *listen[] = { UNIT_LISTEN_V4, UNIT_LISTEN_V6 };
-	bool had_pin[4];
-	int err;
+	bool had_pin[UNIT_MAX_MAPS];
+	int err, nmaps = 0;
 
 	e->skel = stcp_bpf__open();
 	if (!e->skel) {
 		tc_fail(t, "stcp_bpf__open: %s", strerror(errno));
 		return -1;
 	}
-	maps[0] = e->skel->maps.stcp_cfg;
-	maps[1] = e->skel->maps.stcp_keys;
-	maps[2] = e->skel->maps.stcp_listen;
-	maps[3] = e->skel->maps.stcp_counters;
-	for (int i = 0; i < 4; i++) {
+	/* Every map of the object, the content cache's included. */
+	bpf_object__for_each_map(map, e->skel->obj)
+	{
+		if (nmaps == UNIT_MAX_MAPS) {
+			tc_fail(t, "more than %d maps", UNIT_MAX_MAPS);
+			return -1;
+		}
+		maps[nmaps++] = map;
+	}
+	for (int i = 0; i < nmaps; i++) {
 		err = bpf_map__set_pin_path(maps[i], NULL);
 		if (err) {
 			tc_fail(t, "set_pin_path(%s, NULL): %d",
@@ -243,14 +250,20 @@ static int env_open(struct unit_env *e, bool with_key, struct tcase *t)
 			return -1;
 		}
 	}
-	for (int i = 0; i < 4; i++)
+	/* A small page array: the default would take 128 MiB per instance. */
+	err = bpf_map__set_max_entries(e->skel->maps.stcp_pages, pages);
+	if (err) {
+		tc_fail(t, "set_max_entries(stcp_pages, %u): %d", pages, err);
+		return -1;
+	}
+	for (int i = 0; i < nmaps; i++)
 		had_pin[i] = pin_exists(bpf_map__name(maps[i]));
 	err = stcp_bpf__load(e->skel);
 	if (err) {
 		tc_fail(t, "stcp_bpf__load: %d (%s)", err, strerror(-err));
 		return -1;
 	}
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < nmaps; i++) {
 		if (bpf_map__pin_path(maps[i]) || bpf_map__is_pinned(maps[i]))
 			tc_fail(t, "map %s is pinned at %s",
 				bpf_map__name(maps[i]),
@@ -263,6 +276,9 @@ static int env_open(struct unit_env *e, bool with_key, struct tcase *t)
 	e->m.keys = bpf_map__fd(e->skel->maps.stcp_keys);
 	e->m.listen = bpf_map__fd(e->skel->maps.stcp_listen);
 	e->m.counters = bpf_map__fd(e->skel->maps.stcp_counters);
+	e->m.pages = bpf_map__fd(e->skel->maps.stcp_pages);
+	e->m.resps = bpf_map__fd(e->skel->maps.stcp_resps);
+	e->m.objects = bpf_map__fd(e->skel->maps.stcp_objects);
 	e->prog_fd = bpf_program__fd(e->skel->progs.stcp_xdp);
 
 	for (size_t i = 0; i < sizeof(listen) / sizeof(listen[0]); i++) {
@@ -361,11 +377,11 @@ int main(int argc, char **argv)
 	memset(&t, 0, sizeof(t));
 	t.name = "load stcp_xdp with private maps, listen on " UNIT_LISTEN_V4
 		 " and " UNIT_LISTEN_V6 ", known key installed";
-	env_open(&unit_main, true, &t);
+	env_open(&unit_main, true, UNIT_MAIN_PAGES, &t);
 	tc_report(&t);
 	memset(&t, 0, sizeof(t));
 	t.name = "load a second instance with no key";
-	env_open(&unit_nokey, false, &t);
+	env_open(&unit_nokey, false, UNIT_NOKEY_PAGES, &t);
 	tc_report(&t);
 	if (unit_main.prog_fd < 0 || unit_nokey.prog_fd < 0) {
 		printf("# cannot load the program, stopping\n");
@@ -374,6 +390,7 @@ int main(int argc, char **argv)
 	}
 
 	cases_run_all();
+	cache_run_all();
 
 	if (fuzz_count > 0) {
 		char name[128];

@@ -23,6 +23,11 @@
 #define UNIT_CLI_V6    "2001:db8:ffff::7"
 #define UNIT_SVC_PORT  80
 
+/* stcp_pages sizes of the two instances (the content cache cases use
+ * them: the main one for a tree, the other for a cache that is too small). */
+#define UNIT_MAIN_PAGES  2048
+#define UNIT_NOKEY_PAGES 64
+
 /* The known key the main instance runs with. */
 #define UNIT_K0 0x0706050403020100ULL
 #define UNIT_K1 0x0f0e0d0c0b0a0908ULL
@@ -99,6 +104,8 @@ const char *verdict_name(uint32_t v);
 
 /* The case groups. */
 void cases_run_all(void);
+/* The content cache loader against the instances' maps (cache.c). */
+void cache_run_all(void);
 /* Returns the number of violations; prints the breakdown. */
 int fuzz_run(uint64_t seed, long count, struct tcase *t);
 

@@ -1,0 +1,1147 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The content cache loader (cache.h, include/stcp_cache.h).
+ *
+ * Every regular file under the root becomes four responses (200 and 304,
+ * each with Connection: close and keep-alive) in four stcp_resps slots, and
+ * one run of pages: the four header pages, then the body. Its stcp_objects
+ * entry (and, for index.html, its directory's) points at the slots.
+ *
+ * The allocators live here, in stcpd: a bitmap over the pages and a flag
+ * per slot. Pages and slots are written only while no stcp_objects entry
+ * points at them; a replaced or deleted file's pages and slots go to a
+ * pending list and are freed after grace_s seconds.
+ *
+ * The walk opens every directory with openat2(RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS) from the root and every file with O_NOFOLLOW from its
+ * directory, so nothing outside the root is ever read; symlinks are
+ * skipped.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "cache.h"
+#include "common.h"
+
+#define NO_SLOT	     UINT32_MAX
+#define INDEX_NAME   "index.html"
+#define DEFAULT_TYPE "application/octet-stream"
+
+/* The slots and the run of pages one stored file holds. The run is the
+ * STCP_VARIANTS header pages, in variant order, then the body pages. */
+struct held {
+	uint32_t resp[STCP_VARIANTS]; /* NO_SLOT when not allocated */
+	uint32_t first_page;
+	uint32_t npages; /* 0 when not allocated */
+};
+
+struct stcp_cache_file {
+	char path[STCP_PATH_LEN];
+	bool has_index; /* index.html: also stored as its directory */
+	bool seen;	/* during a load: kept or replaced */
+	uint64_t dev, ino, size, mtime_ns;
+	struct stcp_obj obj;
+	struct held h;
+};
+
+struct stcp_cache_pending {
+	struct held h;
+	time_t due; /* CLOCK_MONOTONIC seconds */
+};
+
+/* A table, so that a new type is one line. Extensions compare
+ * case-insensitively. */
+static const struct {
+	const char *ext;
+	const char *type;
+} content_types[] = {
+	{ "html", "text/html; charset=utf-8" },
+	{ "htm", "text/html; charset=utf-8" },
+	{ "css", "text/css" },
+	{ "js", "text/javascript" },
+	{ "json", "application/json" },
+	{ "txt", "text/plain; charset=utf-8" },
+	{ "xml", "application/xml" },
+	{ "svg", "image/svg+xml" },
+	{ "png", "image/png" },
+	{ "jpg", "image/jpeg" },
+	{ "jpeg", "image/jpeg" },
+	{ "gif", "image/gif" },
+	{ "webp", "image/webp" },
+	{ "ico", "image/x-icon" },
+	{ "wasm", "application/wasm" },
+	{ "pdf", "application/pdf" },
+	{ "woff2", "font/woff2" },
+	{ "mp4", "video/mp4" },
+};
+
+/* The fixed error responses of slots [0, STCP_RESP_NUM_FIXED). */
+static const struct {
+	uint32_t slot;
+	int code;
+	const char *reason;
+	const char *extra; /* more header lines */
+} fixed_resps[STCP_RESP_NUM_FIXED] = {
+	{ STCP_RESP_400, 400, "Bad Request", "" },
+	{ STCP_RESP_404, 404, "Not Found", "" },
+	{ STCP_RESP_405, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n" },
+	{ STCP_RESP_414, 414, "URI Too Long", "" },
+	{ STCP_RESP_431, 431, "Request Header Fields Too Large", "" },
+	{ STCP_RESP_500, 500, "Internal Server Error", "" },
+};
+
+const char *stcp_content_type(const char *path)
+{
+	const char *base = strrchr(path, '/');
+	const char *dot;
+
+	base = base ? base + 1 : path;
+	dot = strrchr(base, '.');
+	if (!dot || !dot[1])
+		return DEFAULT_TYPE;
+	for (size_t i = 0; i < sizeof(content_types) / sizeof(content_types[0]);
+	     i++) {
+		if (!strcasecmp(dot + 1, content_types[i].ext))
+			return content_types[i].type;
+	}
+	return DEFAULT_TYPE;
+}
+
+static time_t mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* ---- allocators ---- */
+
+static bool page_busy(const struct stcp_cache *c, uint32_t p)
+{
+	return (c->page_bits[p / 64] >> (p % 64)) & 1;
+}
+
+static void pages_mark(struct stcp_cache *c, uint32_t first, uint32_t n,
+		       bool busy)
+{
+	for (uint32_t p = first; p < first + n; p++) {
+		if (page_busy(c, p) == busy)
+			continue;
+		c->page_bits[p / 64] ^= 1ull << (p % 64);
+		if (busy)
+			c->pages_used++;
+		else
+			c->pages_used--;
+	}
+}
+
+/* First fit: the lowest run of n free pages. */
+static int pages_alloc(struct stcp_cache *c, uint32_t n, uint32_t *first)
+{
+	uint32_t run = 0, start = 0, p = 0;
+
+	if (!n || n > c->npages - c->pages_used)
+		return -ENOSPC;
+	while (p < c->npages) {
+		if (p % 64 == 0 && c->page_bits[p / 64] == ~0ull) {
+			run = 0;
+			p += 64;
+			continue;
+		}
+		if (page_busy(c, p)) {
+			run = 0;
+			p++;
+			continue;
+		}
+		if (!run)
+			start = p;
+		p++;
+		if (++run == n) {
+			pages_mark(c, start, n, true);
+			*first = start;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+/* The lowest free slot after the fixed ones. */
+static int resp_alloc(struct stcp_cache *c, uint32_t *slot)
+{
+	for (uint32_t s = STCP_RESP_FIXED_END; s < c->nresps; s++) {
+		if (!c->resp_used[s]) {
+			c->resp_used[s] = 1;
+			c->resps_used++;
+			*slot = s;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+/* Every write of a slot gets the next gen, including the one that frees
+ * it: a (slot, gen) pair is never written twice. */
+static int resp_write(struct stcp_cache *c, uint32_t slot, struct stcp_resp *r)
+{
+	r->gen = ++c->resp_gen[slot];
+	return bpf_map_update_elem(c->resps_fd, &slot, r, BPF_ANY) ? -errno : 0;
+}
+
+static void held_init(struct held *h)
+{
+	for (int v = 0; v < STCP_VARIANTS; v++)
+		h->resp[v] = NO_SLOT;
+	h->first_page = 0;
+	h->npages = 0;
+}
+
+/* Returns h's slots (marked invalid in the map) and pages to the free
+ * pool. Only for what no stcp_objects entry points at any more. */
+static void held_free(struct stcp_cache *c, struct held *h)
+{
+	struct stcp_resp r = { 0 };
+	int err;
+
+	for (int v = 0; v < STCP_VARIANTS; v++) {
+		uint32_t s = h->resp[v];
+
+		if (s == NO_SLOT || !c->resp_used[s])
+			continue;
+		memset(&r, 0, sizeof(r));
+		err = resp_write(c, s, &r);
+		if (err)
+			log_warn(
+				"cache: cannot invalidate response slot %u: %s",
+				s, strerror(-err));
+		c->resp_used[s] = 0;
+		c->resps_used--;
+	}
+	if (h->npages)
+		pages_mark(c, h->first_page, h->npages, false);
+	held_init(h);
+}
+
+/* Puts h on the pending list; freed by stcp_cache_reap after grace_s. */
+static void held_retire(struct stcp_cache *c, const struct held *h)
+{
+	struct stcp_cache_pending *p;
+
+	if (c->npending == c->pending_cap) {
+		size_t cap = c->pending_cap ? 2 * c->pending_cap : 16;
+
+		p = realloc(c->pending, cap * sizeof(*p));
+		if (!p) {
+			/* Never freeing is safe; freeing early is not. */
+			log_warn("cache: out of memory: %u pages and 4 "
+				 "response slots will not be reused",
+				 h->npages);
+			return;
+		}
+		c->pending = p;
+		c->pending_cap = cap;
+	}
+	p = &c->pending[c->npending++];
+	p->h = *h;
+	p->due = c->clock() + (time_t)c->grace_s;
+}
+
+void stcp_cache_reap(struct stcp_cache *c)
+{
+	time_t now = c->clock();
+	size_t kept = 0;
+
+	for (size_t i = 0; i < c->npending; i++) {
+		if (c->pending[i].due <= now)
+			held_free(c, &c->pending[i].h);
+		else
+			c->pending[kept++] = c->pending[i];
+	}
+	if (kept != c->npending)
+		log_debug("cache: freed %zu replaced objects, %zu pending",
+			  c->npending - kept, kept);
+	c->npending = kept;
+}
+
+/* ---- responses ---- */
+
+static int page_write(struct stcp_cache *c, uint32_t page, const void *data)
+{
+	return bpf_map_update_elem(c->pages_fd, &page, data, BPF_ANY) ? -errno
+								      : 0;
+}
+
+/* RFC 9110 IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT". */
+static void format_imf(time_t t, char *buf, size_t len)
+{
+	static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed",
+					 "Thu", "Fri", "Sat" };
+	static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr",
+					    "May", "Jun", "Jul", "Aug",
+					    "Sep", "Oct", "Nov", "Dec" };
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm)) {
+		t = 0;
+		gmtime_r(&t, &tm);
+	}
+	snprintf(buf, len, "%s, %02d %s %04d %02d:%02d:%02d GMT",
+		 days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
+		 tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+struct file_meta {
+	uint64_t size;
+	const char *type;
+	char etag[80];
+	char last_modified[64];
+};
+
+/* Builds the header of one variant into page (zero-padded); returns its
+ * length or a negative errno. */
+static int build_header(char *page, enum stcp_variant v,
+			const struct file_meta *m)
+{
+	bool keepalive = v == STCP_V_200_KEEPALIVE || v == STCP_V_304_KEEPALIVE;
+	const char *conn = keepalive ? "keep-alive" : "close";
+	int n;
+
+	memset(page, 0, STCP_PAGE_SIZE);
+	if (v == STCP_V_200_CLOSE || v == STCP_V_200_KEEPALIVE)
+		n = snprintf(page, STCP_PAGE_SIZE,
+			     "HTTP/1.1 200 OK\r\n"
+			     "Server: stcp\r\n"
+			     "Content-Length: %" PRIu64 "\r\n"
+			     "Content-Type: %s\r\n"
+			     "ETag: %s\r\n"
+			     "Last-Modified: %s\r\n"
+			     "Accept-Ranges: bytes\r\n"
+			     "Connection: %s\r\n"
+			     "\r\n",
+			     m->size, m->type, m->etag, m->last_modified, conn);
+	else
+		n = snprintf(page, STCP_PAGE_SIZE,
+			     "HTTP/1.1 304 Not Modified\r\n"
+			     "Server: stcp\r\n"
+			     "ETag: %s\r\n"
+			     "Last-Modified: %s\r\n"
+			     "Connection: %s\r\n"
+			     "\r\n",
+			     m->etag, m->last_modified, conn);
+	if (n < 0 || n >= STCP_PAGE_SIZE)
+		return -ENOSPC;
+	return n;
+}
+
+/* Reads exactly len bytes unless the file ends first; returns how many. */
+static ssize_t read_full(int fd, uint8_t *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, buf + got, len - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (!n)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+static uint64_t mtime_ns_of(const struct stat *st)
+{
+	return (uint64_t)st->st_mtim.tv_sec * 1000000000ull +
+	       (uint64_t)st->st_mtim.tv_nsec;
+}
+
+/*
+ * Stores the open file fd (stat st) into new slots and pages and writes its
+ * four responses; f gets the object. Nothing is published in stcp_objects.
+ * Returns 0, 1 when the file was skipped (with a warning), or a negative
+ * errno for a failure of the maps.
+ */
+static int store_file(struct stcp_cache *c, int fd, const struct stat *st,
+		      struct stcp_cache_file *f)
+{
+	uint64_t size = (uint64_t)st->st_size;
+	uint64_t body_npages = (size + STCP_PAGE_SIZE - 1) / STCP_PAGE_SIZE;
+	uint32_t free_pages = c->npages - c->pages_used;
+	uint8_t page[STCP_PAGE_SIZE];
+	struct file_meta m = { .size = size };
+	struct held h;
+	struct stat st2;
+	int err = 0;
+
+	held_init(&h);
+	if (body_npages + STCP_VARIANTS > free_pages) {
+		log_warn("%s: %" PRIu64 " bytes need %" PRIu64 " pages but "
+			 "only %u of %u are free; skipped (raise --cache-mb; "
+			 "a cache budget with eviction is a later issue)",
+			 f->path, size, body_npages + STCP_VARIANTS, free_pages,
+			 c->npages);
+		return 1;
+	}
+	for (int v = 0; v < STCP_VARIANTS; v++) {
+		if (resp_alloc(c, &h.resp[v])) {
+			log_warn("%s: no free response slot (stcp_resps has "
+				 "%u, %d per file); skipped",
+				 f->path, c->nresps, STCP_VARIANTS);
+			err = 1;
+			goto fail;
+		}
+	}
+	h.npages = (uint32_t)body_npages + STCP_VARIANTS;
+	if (pages_alloc(c, h.npages, &h.first_page)) {
+		log_warn("%s: %" PRIu64 " bytes need %u contiguous free pages, "
+			 "and the %u free pages are fragmented; skipped (raise "
+			 "--cache-mb; a cache budget with eviction is a later "
+			 "issue)",
+			 f->path, size, h.npages, free_pages);
+		h.npages = 0;
+		err = 1;
+		goto fail;
+	}
+	for (uint64_t i = 0; i < body_npages; i++) {
+		uint64_t left = size - i * STCP_PAGE_SIZE;
+		size_t want =
+			left < STCP_PAGE_SIZE ? (size_t)left : STCP_PAGE_SIZE;
+		ssize_t n = read_full(fd, page, want);
+
+		if (n < 0 || (size_t)n != want) {
+			log_warn("%s: %s; skipped", f->path,
+				 n < 0 ? strerror((int)-n)
+				       : "shorter than its size (changed while "
+					 "being read)");
+			err = 1;
+			goto fail;
+		}
+		memset(page + want, 0, STCP_PAGE_SIZE - want);
+		err = page_write(c, h.first_page + STCP_VARIANTS + (uint32_t)i,
+				 page);
+		if (err)
+			goto fail;
+	}
+	if (fstat(fd, &st2) || (uint64_t)st2.st_size != size ||
+	    mtime_ns_of(&st2) != mtime_ns_of(st)) {
+		log_warn("%s: changed while being read; skipped until the next "
+			 "reload",
+			 f->path);
+		err = 1;
+		goto fail;
+	}
+
+	m.type = stcp_content_type(f->path);
+	snprintf(m.etag, sizeof(m.etag),
+		 "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "\"",
+		 (uint64_t)st->st_ino, size, mtime_ns_of(st));
+	format_imf(st->st_mtim.tv_sec, m.last_modified,
+		   sizeof(m.last_modified));
+	for (int v = 0; v < STCP_VARIANTS; v++) {
+		struct stcp_resp r = { 0 };
+		int n = build_header((char *)page, (enum stcp_variant)v, &m);
+
+		if (n < 0) {
+			err = n;
+			goto fail;
+		}
+		r.hdr_page = h.first_page + (uint32_t)v;
+		r.hdr_len = (uint32_t)n;
+		r.flags = STCP_RESP_VALID;
+		if (v == STCP_V_200_CLOSE || v == STCP_V_200_KEEPALIVE) {
+			r.flags |= STCP_RESP_HAS_BODY;
+			r.body_page =
+				body_npages ? h.first_page + STCP_VARIANTS : 0;
+			r.body_npages = (uint32_t)body_npages;
+			r.body_len = size;
+		}
+		err = page_write(c, r.hdr_page, page);
+		if (!err)
+			err = resp_write(c, h.resp[v], &r);
+		if (err)
+			goto fail;
+		f->obj.resp[v] = h.resp[v];
+	}
+	f->obj.size = size;
+	f->obj.mtime = mtime_ns_of(st);
+	f->dev = (uint64_t)st->st_dev;
+	f->ino = (uint64_t)st->st_ino;
+	f->size = size;
+	f->mtime_ns = mtime_ns_of(st);
+	f->h = h;
+	return 0;
+fail:
+	if (err < 0)
+		log_err("%s: cannot write the cache maps: %s", f->path,
+			strerror(-err));
+	held_free(c, &h);
+	return err;
+}
+
+static int write_fixed(struct stcp_cache *c, int i)
+{
+	char page[STCP_PAGE_SIZE], body[96];
+	struct stcp_resp r = { 0 };
+	uint32_t slot = fixed_resps[i].slot, first;
+	int blen, hlen, err;
+
+	blen = snprintf(body, sizeof(body), "%d %s\n", fixed_resps[i].code,
+			fixed_resps[i].reason);
+	err = pages_alloc(c, 2, &first);
+	if (err) {
+		log_err("cache: %u pages cannot hold the fixed responses",
+			c->npages);
+		return err;
+	}
+	memset(page, 0, sizeof(page));
+	hlen = snprintf(page, sizeof(page),
+			"HTTP/1.1 %d %s\r\n"
+			"Server: stcp\r\n"
+			"Content-Length: %d\r\n"
+			"Content-Type: text/plain; charset=utf-8\r\n"
+			"%s"
+			"Connection: close\r\n"
+			"\r\n",
+			fixed_resps[i].code, fixed_resps[i].reason, blen,
+			fixed_resps[i].extra);
+	err = page_write(c, first, page);
+	if (err)
+		return err;
+	memset(page, 0, sizeof(page));
+	memcpy(page, body, (size_t)blen);
+	err = page_write(c, first + 1, page);
+	if (err)
+		return err;
+	r.hdr_page = first;
+	r.hdr_len = (uint32_t)hlen;
+	r.body_page = first + 1;
+	r.body_npages = 1;
+	r.body_len = (uint64_t)blen;
+	r.flags = STCP_RESP_VALID | STCP_RESP_HAS_BODY;
+	if (!c->resp_used[slot]) {
+		c->resp_used[slot] = 1;
+		c->resps_used++;
+	}
+	return resp_write(c, slot, &r);
+}
+
+/* ---- stcp_objects ---- */
+
+static void key_set(struct stcp_obj_key *k, const char *path)
+{
+	memset(k, 0, sizeof(*k));
+	/* host "" stands for any host; paths were checked to fit. */
+	memcpy(k->path, path, strnlen(path, sizeof(k->path) - 1));
+}
+
+/* "/a/index.html" -> "/a/". */
+static void index_path(const char *path, char *out)
+{
+	size_t n = strlen(path) - strlen(INDEX_NAME);
+
+	memcpy(out, path, n);
+	out[n] = '\0';
+}
+
+static int publish(struct stcp_cache *c, const struct stcp_cache_file *f)
+{
+	struct stcp_obj_key k;
+	char dir[STCP_PATH_LEN];
+
+	key_set(&k, f->path);
+	if (bpf_map_update_elem(c->objects_fd, &k, &f->obj, BPF_ANY))
+		return -errno;
+	if (!f->has_index)
+		return 0;
+	index_path(f->path, dir);
+	key_set(&k, dir);
+	if (bpf_map_update_elem(c->objects_fd, &k, &f->obj, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+static void unpublish(struct stcp_cache *c, const struct stcp_cache_file *f)
+{
+	struct stcp_obj_key k;
+	char dir[STCP_PATH_LEN];
+
+	key_set(&k, f->path);
+	if (bpf_map_delete_elem(c->objects_fd, &k) && errno != ENOENT)
+		log_warn("cache: cannot remove %s: %s", f->path,
+			 strerror(errno));
+	if (!f->has_index)
+		return;
+	index_path(f->path, dir);
+	key_set(&k, dir);
+	if (bpf_map_delete_elem(c->objects_fd, &k) && errno != ENOENT)
+		log_warn("cache: cannot remove %s: %s", dir, strerror(errno));
+}
+
+static int objects_clear_all(int fd)
+{
+	struct stcp_obj_key k;
+
+	while (!bpf_map_get_next_key(fd, NULL, &k)) {
+		if (bpf_map_delete_elem(fd, &k))
+			return -errno;
+	}
+	return errno == ENOENT ? 0 : -errno;
+}
+
+void stcp_cache_clear(struct stcp_cache *c)
+{
+	for (size_t i = 0; i < c->nfiles; i++)
+		unpublish(c, &c->files[i]);
+}
+
+/* ---- init ---- */
+
+static int map_info(int fd, struct bpf_map_info *info)
+{
+	__u32 len = sizeof(*info);
+
+	memset(info, 0, sizeof(*info));
+	return bpf_obj_get_info_by_fd(fd, info, &len) ? -errno : 0;
+}
+
+/* Most files the cache can hold: each takes STCP_VARIANTS slots. */
+static size_t max_files(const struct stcp_cache *c)
+{
+	return c->nresps / STCP_VARIANTS + 1;
+}
+
+void stcp_cache_destroy(struct stcp_cache *c)
+{
+	free(c->page_bits);
+	free(c->resp_used);
+	free(c->resp_gen);
+	free(c->files);
+	free(c->pending);
+	memset(c, 0, sizeof(*c));
+	c->pages_fd = c->resps_fd = c->objects_fd = -1;
+}
+
+int stcp_cache_init(struct stcp_cache *c, int pages_fd, int resps_fd,
+		    int objects_fd)
+{
+	struct bpf_map_info pi, ri, oi;
+	int err;
+
+	memset(c, 0, sizeof(*c));
+	c->pages_fd = pages_fd;
+	c->resps_fd = resps_fd;
+	c->objects_fd = objects_fd;
+	c->grace_s = STCP_CACHE_GRACE_S;
+	c->clock = mono_now;
+	err = map_info(pages_fd, &pi);
+	if (!err)
+		err = map_info(resps_fd, &ri);
+	if (!err)
+		err = map_info(objects_fd, &oi);
+	if (err) {
+		log_err("cache: cannot inspect the cache maps: %s",
+			strerror(-err));
+		goto fail;
+	}
+	if (pi.value_size != STCP_PAGE_SIZE ||
+	    ri.value_size != sizeof(struct stcp_resp) ||
+	    ri.max_entries <= STCP_RESP_FIXED_END ||
+	    oi.key_size != sizeof(struct stcp_obj_key) ||
+	    oi.value_size != sizeof(struct stcp_obj) || !pi.max_entries) {
+		log_err("cache: the cache maps do not have this build's "
+			"layout");
+		err = -EINVAL;
+		goto fail;
+	}
+	c->npages = pi.max_entries;
+	c->nresps = ri.max_entries;
+	c->page_bits = calloc((c->npages + 63) / 64, sizeof(*c->page_bits));
+	c->resp_used = calloc(c->nresps, sizeof(*c->resp_used));
+	c->resp_gen = calloc(c->nresps, sizeof(*c->resp_gen));
+	c->files = calloc(max_files(c), sizeof(*c->files));
+	if (!c->page_bits || !c->resp_used || !c->resp_gen || !c->files) {
+		err = -ENOMEM;
+		log_err("cache: out of memory");
+		goto fail;
+	}
+
+	/* Nothing may point at a slot while it is rewritten: objects first. */
+	err = objects_clear_all(objects_fd);
+	if (err) {
+		log_err("cache: cannot empty %s: %s", STCP_MAP_OBJECTS,
+			strerror(-err));
+		goto fail;
+	}
+	for (uint32_t s = 0; s < c->nresps; s++) {
+		struct stcp_resp r;
+
+		if (bpf_map_lookup_elem(resps_fd, &s, &r)) {
+			err = -errno;
+			log_err("cache: cannot read %s: %s", STCP_MAP_RESPS,
+				strerror(-err));
+			goto fail;
+		}
+		c->resp_gen[s] = r.gen;
+		if (!(r.flags & STCP_RESP_VALID) || s < STCP_RESP_NUM_FIXED)
+			continue;
+		memset(&r, 0, sizeof(r));
+		err = resp_write(c, s, &r);
+		if (err) {
+			log_err("cache: cannot write %s: %s", STCP_MAP_RESPS,
+				strerror(-err));
+			goto fail;
+		}
+	}
+	for (int i = 0; i < STCP_RESP_NUM_FIXED; i++) {
+		err = write_fixed(c, i);
+		if (err) {
+			if (err != -ENOSPC)
+				log_err("cache: cannot write the fixed "
+					"responses: %s",
+					strerror(-err));
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	stcp_cache_destroy(c);
+	return err;
+}
+
+/* ---- the walk ---- */
+
+struct load {
+	struct stcp_cache *c;
+	int rootfd;
+	struct stcp_cache_file *next; /* capacity max_files(c) */
+	size_t nnext;
+	char (*todo)[STCP_PATH_LEN]; /* directories still to read */
+	size_t ntodo, todo_cap;
+	uint32_t added, changed, removed, unchanged, skipped;
+};
+
+static int file_cmp(const void *a, const void *b)
+{
+	const struct stcp_cache_file *x = a, *y = b;
+
+	return strcmp(x->path, y->path);
+}
+
+static struct stcp_cache_file *find_file(struct stcp_cache *c, const char *path)
+{
+	struct stcp_cache_file k;
+
+	memcpy(k.path, path, strnlen(path, sizeof(k.path) - 1) + 1);
+	k.path[sizeof(k.path) - 1] = '\0';
+	return bsearch(&k, c->files, c->nfiles, sizeof(*c->files), file_cmp);
+}
+
+/* Cannot overflow: every file in next holds STCP_VARIANTS slots. */
+static void push_next(struct load *L, const struct stcp_cache_file *f)
+{
+	if (L->nnext < max_files(L->c))
+		L->next[L->nnext++] = *f;
+}
+
+static int push_todo(struct load *L, const char *path)
+{
+	if (L->ntodo == L->todo_cap) {
+		size_t cap = L->todo_cap ? 2 * L->todo_cap : 16;
+		void *p = realloc(L->todo, cap * sizeof(*L->todo));
+
+		if (!p)
+			return -ENOMEM;
+		L->todo = p;
+		L->todo_cap = cap;
+	}
+	snprintf(L->todo[L->ntodo++], STCP_PATH_LEN, "%s", path);
+	return 0;
+}
+
+/* Bytes the paths may not hold for now: controls, space, DEL, and '%'
+ * (the fast path does not decode percent-encoding yet). */
+static bool name_ok(const char *name)
+{
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		if (*p < 0x21 || *p == 0x7f || *p == '%')
+			return false;
+	}
+	return true;
+}
+
+/* Opens rel ("/" or "/a/b/") under the root without leaving it and
+ * without following any symlink. */
+static int open_beneath(int rootfd, const char *rel)
+{
+	struct open_how how = {
+		.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+			   RESOLVE_NO_MAGICLINKS,
+	};
+	const char *p = rel[1] ? rel + 1 : ".";
+	long fd;
+
+	fd = syscall(SYS_openat2, rootfd, p, &how, sizeof(how));
+	return fd < 0 ? -errno : (int)fd;
+}
+
+static bool same_file(const struct stcp_cache_file *f, const struct stat *st)
+{
+	return f->dev == (uint64_t)st->st_dev &&
+	       f->ino == (uint64_t)st->st_ino &&
+	       f->size == (uint64_t)st->st_size &&
+	       f->mtime_ns == mtime_ns_of(st);
+}
+
+/* One regular file; returns 0 or a fatal negative errno. */
+static int load_file(struct load *L, int dfd, const char *name,
+		     const char *path, const struct stat *lst)
+{
+	struct stcp_cache *c = L->c;
+	struct stcp_cache_file *old = find_file(c, path);
+	struct stcp_cache_file nf;
+	struct stat st;
+	size_t plen = strlen(path);
+	int fd, err;
+
+	if (old && same_file(old, lst)) {
+		old->seen = true;
+		L->unchanged++;
+		push_next(L, old);
+		return 0;
+	}
+	memset(&nf, 0, sizeof(nf));
+	memcpy(nf.path, path, plen + 1); /* plen < STCP_PATH_LEN */
+	nf.has_index = plen >= sizeof(INDEX_NAME) &&
+		       !strcmp(path + plen - strlen(INDEX_NAME), INDEX_NAME) &&
+		       path[plen - strlen(INDEX_NAME) - 1] == '/';
+	held_init(&nf.h);
+
+	fd = openat(dfd, name,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		log_warn("%s: cannot open: %s; skipped", path, strerror(errno));
+		goto skip;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) ||
+	    st.st_ino != lst->st_ino || st.st_dev != lst->st_dev) {
+		log_warn("%s: changed while being opened; skipped", path);
+		close(fd);
+		goto skip;
+	}
+	err = store_file(c, fd, &st, &nf);
+	close(fd);
+	if (err < 0)
+		return err;
+	if (err)
+		goto skip;
+	err = publish(c, &nf);
+	if (err) {
+		log_err("%s: cannot write %s: %s", path, STCP_MAP_OBJECTS,
+			strerror(-err));
+		/* Possibly published in part: keep it, like a good one. */
+	}
+	if (old) {
+		/* Downloads of the old version may still read its pages. */
+		held_retire(c, &old->h);
+		old->seen = true;
+		L->changed++;
+	} else {
+		L->added++;
+	}
+	push_next(L, &nf);
+	return err;
+skip:
+	L->skipped++;
+	if (old) {
+		log_warn("%s: keeping the version loaded before", path);
+		old->seen = true;
+		push_next(L, old);
+	}
+	return 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Reads one directory: its files now, its subdirectories onto L->todo. */
+static int load_dir(struct load *L, const char *rel)
+{
+	char **names = NULL, **subdirs = NULL;
+	size_t nnames = 0, cap = 0, nsub = 0;
+	size_t rlen = strlen(rel);
+	struct dirent *de;
+	DIR *d = NULL;
+	int dfd, err = 0;
+
+	dfd = open_beneath(L->rootfd, rel);
+	if (dfd < 0) {
+		log_warn("%s: cannot open the directory: %s; skipped", rel,
+			 strerror(-dfd));
+		L->skipped++;
+		return 0;
+	}
+	d = fdopendir(dfd);
+	if (!d) {
+		err = -errno;
+		close(dfd);
+		return err;
+	}
+	errno = 0;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (nnames == cap) {
+			void *p;
+
+			cap = cap ? 2 * cap : 64;
+			p = realloc(names, cap * sizeof(*names));
+			if (!p) {
+				err = -ENOMEM;
+				goto out;
+			}
+			names = p;
+		}
+		names[nnames] = strdup(de->d_name);
+		if (!names[nnames]) {
+			err = -ENOMEM;
+			goto out;
+		}
+		nnames++;
+		errno = 0;
+	}
+	if (errno) {
+		log_warn("%s: cannot read the directory: %s; skipped the rest",
+			 rel, strerror(errno));
+		L->skipped++;
+	}
+	qsort(names, nnames, sizeof(*names), name_cmp);
+	subdirs = calloc(nnames ? nnames : 1, sizeof(*subdirs));
+	if (!subdirs) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < nnames && !err; i++) {
+		const char *name = names[i];
+		size_t len = rlen + strlen(name);
+		char path[STCP_PATH_LEN];
+		struct stat st;
+
+		if (!name_ok(name)) {
+			log_info("%s: skipped '%s': spaces, control bytes and "
+				 "'%%' are not served yet",
+				 rel, name);
+			L->skipped++;
+			continue;
+		}
+		if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW)) {
+			log_warn("%s%s: cannot stat: %s; skipped", rel, name,
+				 strerror(errno));
+			L->skipped++;
+			continue;
+		}
+		/* A directory needs room for its "/" and one more byte. */
+		if (len + (S_ISDIR(st.st_mode) ? 2 : 0) >= STCP_PATH_LEN) {
+			log_warn("%s%s%s: path longer than %d bytes; skipped",
+				 rel, name, S_ISDIR(st.st_mode) ? "/" : "",
+				 STCP_PATH_LEN - 1);
+			L->skipped++;
+			continue;
+		}
+		memcpy(path, rel, rlen);
+		memcpy(path + rlen, name, len - rlen + 1);
+		if (S_ISLNK(st.st_mode)) {
+			log_info("%s: skipped: a symlink (not followed)", path);
+			L->skipped++;
+		} else if (S_ISDIR(st.st_mode)) {
+			subdirs[nsub++] = names[i];
+		} else if (S_ISREG(st.st_mode)) {
+			err = load_file(L, dirfd(d), name, path, &st);
+		} else {
+			log_info("%s: skipped: not a regular file", path);
+			L->skipped++;
+		}
+	}
+	/* Reversed, so that the stack pops them in name order. */
+	while (nsub && !err) {
+		const char *name = subdirs[--nsub];
+		size_t nlen = strlen(name);
+		char path[STCP_PATH_LEN];
+
+		/* Checked above: rlen + nlen + 2 <= STCP_PATH_LEN - 1. */
+		memcpy(path, rel, rlen);
+		memcpy(path + rlen, name, nlen);
+		memcpy(path + rlen + nlen, "/", 2);
+		err = push_todo(L, path);
+	}
+out:
+	for (size_t i = 0; i < nnames; i++)
+		free(names[i]);
+	free(names);
+	free(subdirs);
+	closedir(d);
+	return err;
+}
+
+/*
+ * After the walk: files not seen again are gone (only when the walk was
+ * complete, else they are kept), and next becomes the file list.
+ */
+static void finish_load(struct load *L, bool complete)
+{
+	struct stcp_cache *c = L->c;
+
+	for (size_t i = 0; i < c->nfiles; i++) {
+		struct stcp_cache_file *f = &c->files[i];
+
+		if (f->seen)
+			continue;
+		if (complete) {
+			unpublish(c, f);
+			held_retire(c, &f->h);
+			L->removed++;
+		} else {
+			push_next(L, f);
+		}
+	}
+	for (size_t i = 0; i < L->nnext; i++)
+		L->next[i].seen = false;
+	qsort(L->next, L->nnext, sizeof(*L->next), file_cmp);
+	free(c->files);
+	c->files = L->next;
+	c->nfiles = L->nnext;
+	L->next = NULL;
+	c->last.added = L->added;
+	c->last.changed = L->changed;
+	c->last.removed = L->removed;
+	c->last.unchanged = L->unchanged;
+	c->last.skipped = L->skipped;
+}
+
+int stcp_cache_load(struct stcp_cache *c, const char *root)
+{
+	struct load L = { .c = c, .rootfd = -1 };
+	int err = 0;
+
+	stcp_cache_reap(c);
+	for (size_t i = 0; i < c->nfiles; i++)
+		c->files[i].seen = false;
+	L.next = calloc(max_files(c), sizeof(*L.next));
+	if (!L.next) {
+		log_err("cache: out of memory");
+		return -ENOMEM;
+	}
+	L.rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (L.rootfd < 0) {
+		err = -errno;
+		log_err("cache: cannot open %s: %s", root, strerror(-err));
+		goto out;
+	}
+	err = push_todo(&L, "/");
+	while (!err && L.ntodo) {
+		char rel[STCP_PATH_LEN];
+
+		memcpy(rel, L.todo[--L.ntodo], sizeof(rel));
+		err = load_dir(&L, rel);
+	}
+	if (err == -ENOMEM)
+		log_err("cache: out of memory while reading %s", root);
+	else if (err)
+		log_err("cache: loading %s failed: %s", root, strerror(-err));
+	close(L.rootfd);
+out:
+	finish_load(&L, !err);
+	free(L.next);
+	free(L.todo);
+	return err;
+}
+
+void stcp_cache_get_stats(const struct stcp_cache *c,
+			  struct stcp_cache_stats *s)
+{
+	*s = c->last;
+	s->files = (uint32_t)c->nfiles;
+	s->keys = 0;
+	s->bytes = 0;
+	s->file_pages = 0;
+	for (size_t i = 0; i < c->nfiles; i++) {
+		s->keys += c->files[i].has_index ? 2 : 1;
+		s->bytes += c->files[i].size;
+		s->file_pages += c->files[i].h.npages;
+	}
+	s->pages_used = c->pages_used;
+	s->npages = c->npages;
+	s->resps_used = c->resps_used;
+	s->nresps = c->nresps;
+	s->pending = (uint32_t)c->npending;
+}
+
+/* ---- readers (stcpctl, tests) ---- */
+
+int stcp_resp_read(int pages_fd, int resps_fd, uint32_t slot,
+		   struct stcp_resp *r, char *hdr)
+{
+	struct stcp_page *pg;
+	int err = 0;
+
+	hdr[0] = '\0';
+	if (bpf_map_lookup_elem(resps_fd, &slot, r))
+		return -errno;
+	if (!(r->flags & STCP_RESP_VALID))
+		return -ENOENT;
+	if (!r->hdr_len || r->hdr_len > STCP_PAGE_SIZE)
+		return -EINVAL;
+	pg = malloc(sizeof(*pg));
+	if (!pg)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(pages_fd, &r->hdr_page, pg))
+		err = -errno;
+	else {
+		memcpy(hdr, pg->data, r->hdr_len);
+		hdr[r->hdr_len] = '\0';
+	}
+	free(pg);
+	return err;
+}
+
+bool stcp_hdr_field(const char *hdr, const char *name, char *out, size_t len)
+{
+	size_t nlen = strlen(name);
+	const char *p = strstr(hdr, "\r\n");
+
+	while (p && p[2] != '\r' && p[2]) {
+		const char *line = p + 2, *end = strstr(line, "\r\n");
+
+		if (!end)
+			break;
+		if ((size_t)(end - line) > nlen && line[nlen] == ':' &&
+		    !strncasecmp(line, name, nlen)) {
+			const char *v = line + nlen + 1;
+
+			while (*v == ' ' || *v == '\t')
+				v++;
+			snprintf(out, len, "%.*s", (int)(end - v), v);
+			return true;
+		}
+		p = end;
+	}
+	return false;
+}

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The content cache loader: walks a document root and stores every regular
+ * file as complete HTTP responses in stcp_pages, stcp_resps and
+ * stcp_objects (include/stcp_cache.h). stcpd owns the page and slot
+ * allocators; a reload writes changed files into new pages and slots and
+ * frees the old ones only after a grace period. Functions return 0 or a
+ * negative errno.
+ */
+#ifndef STCP_DAEMON_CACHE_H
+#define STCP_DAEMON_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "stcp_cache.h"
+
+struct stcp_cache_file;
+struct stcp_cache_pending;
+
+/* What the cache holds now, and what the last load did. */
+struct stcp_cache_stats {
+	uint32_t files; /* cached files */
+	uint32_t keys;	/* stcp_objects entries: files + "/dir/" index paths */
+	uint64_t bytes; /* body bytes of the cached files */
+	uint32_t file_pages; /* pages of the cached files (headers + bodies) */
+	uint32_t pages_used; /* all pages in use: files, pending, fixed */
+	uint32_t npages;     /* stcp_pages max_entries */
+	uint32_t resps_used;
+	uint32_t nresps;
+	uint32_t pending; /* replaced files waiting for the grace period */
+	/* The last load: */
+	uint32_t added, changed, removed, unchanged, skipped;
+};
+
+struct stcp_cache {
+	int pages_fd;
+	int resps_fd;
+	int objects_fd;
+	uint32_t npages;
+	uint32_t nresps;
+	uint64_t *page_bits; /* bit set: page in use */
+	uint32_t pages_used;
+	uint8_t *resp_used;
+	uint32_t *resp_gen; /* the gen last written to each slot */
+	uint32_t resps_used;
+	struct stcp_cache_file *files; /* sorted by path */
+	size_t nfiles;
+	struct stcp_cache_pending *pending;
+	size_t npending;
+	size_t pending_cap;
+	unsigned int grace_s; /* STCP_CACHE_GRACE_S */
+	/* Seconds on CLOCK_MONOTONIC, for the grace period; tests replace
+	 * it with a clock they move. */
+	time_t (*clock)(void);
+	struct stcp_cache_stats last;
+};
+
+/*
+ * Takes over the three maps: empties stcp_objects, invalidates the slots a
+ * previous run left (their gens go on counting from where they were) and
+ * writes the fixed error responses. Sizes come from the maps themselves.
+ */
+int stcp_cache_init(struct stcp_cache *c, int pages_fd, int resps_fd,
+		    int objects_fd);
+/*
+ * Loads root, or reloads it: new and changed files get new pages and slots,
+ * unchanged files keep theirs, deleted files leave stcp_objects. Replaced
+ * pages and slots are freed STCP_CACHE_GRACE_S later. A file that cannot be
+ * stored is skipped with a warning; errors are returned only for the root
+ * itself, the maps, or memory.
+ */
+int stcp_cache_load(struct stcp_cache *c, const char *root);
+/* Frees what has waited out its grace period. */
+void stcp_cache_reap(struct stcp_cache *c);
+/* Removes every object this cache stored from stcp_objects. */
+void stcp_cache_clear(struct stcp_cache *c);
+/* Frees the memory; leaves the maps alone. */
+void stcp_cache_destroy(struct stcp_cache *c);
+void stcp_cache_get_stats(const struct stcp_cache *c,
+			  struct stcp_cache_stats *s);
+
+/* The Content-Type for a path, by its extension (case-insensitive). */
+const char *stcp_content_type(const char *path);
+
+/*
+ * Reads slot's stcp_resp and its header page; hdr gets the hdr_len header
+ * bytes and a NUL (it must hold STCP_PAGE_SIZE + 1 bytes).
+ */
+int stcp_resp_read(int pages_fd, int resps_fd, uint32_t slot,
+		   struct stcp_resp *r, char *hdr);
+/* Copies the value of header field name (case-insensitive) from a header
+ * block; false when absent. */
+bool stcp_hdr_field(const char *hdr, const char *name, char *out, size_t len);
+
+#endif /* STCP_DAEMON_CACHE_H */

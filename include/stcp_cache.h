@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The content cache: every object is stored as its complete HTTP response
+ * (status line, headers, body) in three maps shared by the fast path and
+ * stcpd. stcpd fills them from --root at start-up and on `stcpctl reload`;
+ * the fast path only reads them.
+ *
+ *   stcp_objects  (host, path) -> one stcp_resp slot per variant
+ *   stcp_resps    slot -> where a response's header and body bytes are
+ *   stcp_pages    page -> 4096 bytes
+ *
+ * A response is hdr_len header bytes at offset 0 of page hdr_page, then
+ * body_len body bytes stored contiguously from page body_page on (the body
+ * starts page-aligned and takes body_npages pages). The two 200 variants of
+ * an object share the body pages; only their header pages differ.
+ *
+ * Lookup by the fast path: (host, path), then ("", path). The host is
+ * lowercased and has no port; for now stcpd stores every object under the
+ * host "" (any host). Both strings are NUL-padded to their full size.
+ *
+ * Replacement: stcpd never rewrites pages or slots that a download may still
+ * be reading. A changed file gets new pages and new slots, and its
+ * stcp_objects entry is switched over to them; the old ones are freed only
+ * STCP_CACHE_GRACE_S seconds later. A slot's gen grows by one every time the
+ * slot is written, so a continuation that names (slot, gen) cannot be
+ * answered from a slot that has since been reused.
+ */
+#ifndef STCP_CACHE_H
+#define STCP_CACHE_H
+
+#include "stcp_types.h"
+
+/* Pinned by name next to the maps of stcp_maps.h. */
+#define STCP_MAP_PAGES	 "stcp_pages"
+#define STCP_MAP_RESPS	 "stcp_resps"
+#define STCP_MAP_OBJECTS "stcp_objects"
+
+/* stcp_pages: BPF_MAP_TYPE_ARRAY of pages. stcpd sizes it from --cache-mb
+ * before the maps are created; this is the size compiled into the object
+ * (what `ip link ... xdp obj` creates). */
+#define STCP_PAGE_SIZE	   4096
+#define STCP_DEFAULT_PAGES 32768 /* 128 MiB */
+struct stcp_page {
+	__u8 data[STCP_PAGE_SIZE];
+};
+
+/* stcp_resps: BPF_MAP_TYPE_ARRAY, one complete response per slot. */
+#define STCP_MAX_RESPS	4096
+#define STCP_RESP_VALID 0x1u
+/* A body follows the header (possibly of length 0, an empty file). HEAD is
+ * answered from the same slot with only its hdr_len header bytes. */
+#define STCP_RESP_HAS_BODY 0x2u
+
+struct stcp_resp {
+	__u32 hdr_page;	 /* header bytes at offset 0 of this page */
+	__u32 hdr_len;	 /* 1..STCP_PAGE_SIZE */
+	__u32 body_page; /* first body page; 0 when body_npages is 0 */
+	__u32 body_npages;
+	__u64 body_len;
+	__u32 gen;   /* + 1 on every write of this slot */
+	__u32 flags; /* STCP_RESP_* */
+};
+
+/*
+ * Slots [0, STCP_RESP_FIXED_END) hold fixed error responses, written by
+ * stcpd at start-up: a short text/plain body, Content-Length and
+ * Connection: close. The rest are allocated to objects.
+ */
+enum stcp_resp_fixed {
+	STCP_RESP_400 = 0, /* Bad Request */
+	STCP_RESP_404 = 1, /* Not Found */
+	STCP_RESP_405 = 2, /* Method Not Allowed (Allow: GET, HEAD) */
+	STCP_RESP_414 = 3, /* URI Too Long */
+	STCP_RESP_431 = 4, /* Request Header Fields Too Large */
+	STCP_RESP_500 = 5, /* Internal Server Error */
+	STCP_RESP_NUM_FIXED = 6,
+	STCP_RESP_FIXED_END = 16, /* 6..15 reserved for more */
+};
+
+/* stcp_objects: BPF_MAP_TYPE_HASH. */
+#define STCP_MAX_OBJECTS 4096
+#define STCP_HOST_LEN	 64
+#define STCP_PATH_LEN	 192 /* so a path has at most 191 bytes */
+
+struct stcp_obj_key {
+	char host[STCP_HOST_LEN]; /* lowercase, no port; "" = any host */
+	char path[STCP_PATH_LEN]; /* "/" + path under the root, raw bytes */
+};
+
+/*
+ * The responses of one object. Headers are identical across variants except
+ * for the Connection header (close or keep-alive); 304 has no body.
+ */
+enum stcp_variant {
+	STCP_V_200_CLOSE = 0,
+	STCP_V_200_KEEPALIVE = 1,
+	STCP_V_304_CLOSE = 2,
+	STCP_V_304_KEEPALIVE = 3,
+	STCP_VARIANTS = 4,
+};
+
+#ifndef __bpf__
+/* Names used by stcpctl (text and JSON) and the tests. */
+static const char *const stcp_variant_names[STCP_VARIANTS] = {
+	[STCP_V_200_CLOSE] = "200_close",
+	[STCP_V_200_KEEPALIVE] = "200_keepalive",
+	[STCP_V_304_CLOSE] = "304_close",
+	[STCP_V_304_KEEPALIVE] = "304_keepalive",
+};
+#endif
+
+struct stcp_obj {
+	__u32 resp[STCP_VARIANTS]; /* slots in stcp_resps, by variant */
+	__u64 size;		   /* body bytes */
+	__u64 mtime;		   /* the file's mtime, ns since the epoch */
+};
+
+/* How long a replaced or deleted object's pages and slots stay untouched. */
+#define STCP_CACHE_GRACE_S 120
+
+#endif /* STCP_CACHE_H */
