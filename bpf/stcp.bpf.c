@@ -301,6 +301,10 @@ static __noinline int emit_reply(struct xdp_md *ctx, const struct seg *s,
 				      const struct reply *r)
 {
 	struct ethhdr eth;
+	union {
+		struct iphdr v4;
+		struct ipv6hdr v6;
+	} ih = {};
 	__u32 tcp[10] = {};
 	struct tcphdr *th = (struct tcphdr *)tcp;
 	__u32 tcplen = sizeof(struct tcphdr) + r->optlen;
@@ -330,76 +334,63 @@ static __noinline int emit_reply(struct xdp_md *ctx, const struct seg *s,
 	tcp[9] = r->opts[4];
 
 	if (s->flow.family == STCP_AF_INET) {
-		struct iphdr ip = {};
+		struct iphdr *ip = &ih.v4;
 		struct {
 			__u32 saddr, daddr;
 			__u8 zero, proto;
 			__u16 len;
 		} ph = {};
 
-		iplen = sizeof(ip);
-		ip.version = 4;
-		ip.ihl = 5;
-		ip.tot_len = bpf_htons(iplen + tcplen);
-		ip.frag_off = bpf_htons(IP_DF);
-		ip.ttl = REPLY_TTL;
-		ip.protocol = IPPROTO_TCP_;
-		ip.saddr = s->flow.saddr[0];
-		ip.daddr = s->flow.caddr[0];
-		ip.check = csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)&ip,
-						   sizeof(ip), 0));
-
-		ph.saddr = ip.saddr;
-		ph.daddr = ip.daddr;
+		iplen = sizeof(*ip);
+		ip->version = 4;
+		ip->ihl = 5;
+		ip->tot_len = bpf_htons(iplen + tcplen);
+		ip->frag_off = bpf_htons(IP_DF);
+		ip->ttl = REPLY_TTL;
+		ip->protocol = IPPROTO_TCP_;
+		ip->saddr = s->flow.saddr[0];
+		ip->daddr = s->flow.caddr[0];
+		ip->check = csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)ip,
+						    sizeof(*ip), 0));
+		ph.saddr = ip->saddr;
+		ph.daddr = ip->daddr;
 		ph.proto = IPPROTO_TCP_;
 		ph.len = bpf_htons(tcplen);
 		sum = bpf_csum_diff(NULL, 0, (__be32 *)&ph, sizeof(ph), 0);
-		sum = bpf_csum_diff(NULL, 0, (__be32 *)tcp, tcplen, sum);
-		th->check = csum_fold(sum);
-
 		eth.h_proto = bpf_htons(ETH_P_IP);
-		frame_len = sizeof(eth) + iplen + tcplen;
-		cur_len = bpf_xdp_get_buff_len(ctx);
-		if (bpf_xdp_adjust_tail(ctx, (int)frame_len - (int)cur_len))
-			return -1;
-		if (bpf_xdp_store_bytes(ctx, 0, &eth, sizeof(eth)) ||
-		    bpf_xdp_store_bytes(ctx, sizeof(eth), &ip, iplen) ||
-		    bpf_xdp_store_bytes(ctx, sizeof(eth) + iplen, tcp, tcplen))
-			return -1;
 	} else {
-		struct ipv6hdr ip6 = {};
+		struct ipv6hdr *ip6 = &ih.v6;
 		struct {
 			__u32 saddr[4], daddr[4];
 			__u32 len;
 			__u32 nexthdr;
 		} ph = {};
 
-		iplen = sizeof(ip6);
-		ip6.version = 6;
-		ip6.payload_len = bpf_htons(tcplen);
-		ip6.nexthdr = IPPROTO_TCP_;
-		ip6.hop_limit = REPLY_TTL;
-		__builtin_memcpy(&ip6.saddr, s->flow.saddr, 16);
-		__builtin_memcpy(&ip6.daddr, s->flow.caddr, 16);
-
+		iplen = sizeof(*ip6);
+		ip6->version = 6;
+		ip6->payload_len = bpf_htons(tcplen);
+		ip6->nexthdr = IPPROTO_TCP_;
+		ip6->hop_limit = REPLY_TTL;
+		__builtin_memcpy(&ip6->saddr, s->flow.saddr, 16);
+		__builtin_memcpy(&ip6->daddr, s->flow.caddr, 16);
 		__builtin_memcpy(ph.saddr, s->flow.saddr, 16);
 		__builtin_memcpy(ph.daddr, s->flow.caddr, 16);
 		ph.len = bpf_htonl(tcplen);
 		ph.nexthdr = bpf_htonl(IPPROTO_TCP_);
 		sum = bpf_csum_diff(NULL, 0, (__be32 *)&ph, sizeof(ph), 0);
-		sum = bpf_csum_diff(NULL, 0, (__be32 *)tcp, tcplen, sum);
-		th->check = csum_fold(sum);
-
 		eth.h_proto = bpf_htons(ETH_P_IPV6);
-		frame_len = sizeof(eth) + iplen + tcplen;
-		cur_len = bpf_xdp_get_buff_len(ctx);
-		if (bpf_xdp_adjust_tail(ctx, (int)frame_len - (int)cur_len))
-			return -1;
-		if (bpf_xdp_store_bytes(ctx, 0, &eth, sizeof(eth)) ||
-		    bpf_xdp_store_bytes(ctx, sizeof(eth), &ip6, iplen) ||
-		    bpf_xdp_store_bytes(ctx, sizeof(eth) + iplen, tcp, tcplen))
-			return -1;
 	}
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)tcp, tcplen, sum);
+	th->check = csum_fold(sum);
+
+	frame_len = sizeof(eth) + iplen + tcplen;
+	cur_len = bpf_xdp_get_buff_len(ctx);
+	if (bpf_xdp_adjust_tail(ctx, (int)frame_len - (int)cur_len))
+		return -1;
+	if (bpf_xdp_store_bytes(ctx, 0, &eth, sizeof(eth)) ||
+	    bpf_xdp_store_bytes(ctx, sizeof(eth), &ih, iplen) ||
+	    bpf_xdp_store_bytes(ctx, sizeof(eth) + iplen, tcp, tcplen))
+		return -1;
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -344,4 +345,32 @@ int stcp_map_count_entries(int map_fd)
 			break;
 	}
 	return n;
+}
+
+/*
+ * True if pid is a live stcpd: not gone, not a zombie waiting to be reaped,
+ * and not a recycled pid now used by another program.
+ */
+bool stcp_daemon_alive(uint32_t pid)
+{
+	char path[64], buf[256];
+	const char *lp, *rp;
+	size_t n;
+	FILE *f;
+
+	if (!pid)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* "pid (comm) state ...": comm may hold spaces and parentheses. */
+	lp = strchr(buf, '(');
+	rp = strrchr(buf, ')');
+	if (!lp || !rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X')
+		return false;
+	return rp - lp == 6 && !strncmp(lp + 1, "stcpd", 5);
 }

@@ -81,6 +81,9 @@ int stcp_cfg_write(int cfg_fd, const struct stcp_cfg *cfg);
 
 const char *stcp_mode_name(uint32_t mode);
 
+/* True if pid is a running stcpd (not gone, not a zombie, not reused). */
+bool stcp_daemon_alive(uint32_t pid);
+
 /* Number of entries of any map, by iterating its keys. */
 int stcp_map_count_entries(int map_fd);
 

@@ -533,33 +533,6 @@ static int find_attachments(const struct ctl *c, __u32 only_ifindex,
 	return n;
 }
 
-/*
- * True if pid is a live stcpd: not gone, not a zombie waiting to be reaped,
- * and not a recycled pid now used by another program.
- */
-static bool stcpd_alive(__u32 pid)
-{
-	char path[64], buf[256];
-	const char *lp, *rp;
-	size_t n;
-	FILE *f;
-
-	if (!pid)
-		return false;
-	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return false;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* "pid (comm) state ...": comm may hold spaces and parentheses. */
-	lp = strchr(buf, '(');
-	rp = strrchr(buf, ')');
-	if (!lp || !rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X')
-		return false;
-	return rp - lp == 6 && !strncmp(lp + 1, "stcpd", 5);
-}
 
 struct status {
 	struct key_state ks;
@@ -581,7 +554,7 @@ static int status_read(const struct ctl *c, struct status *s)
 	err = key_state_read(c, &s->ks);
 	if (err)
 		return err;
-	s->daemon_alive = stcpd_alive(cfg->daemon_pid);
+	s->daemon_alive = stcp_daemon_alive(cfg->daemon_pid);
 	s->natt = find_attachments(c, cfg->ifindex, s->att, MAX_ATTACH);
 	if (s->natt < 0) {
 		log_warn("cannot look for the attached program: %s",
@@ -995,7 +968,7 @@ static int cmd_reload(struct ctl *c, int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	pid = cfg.daemon_pid;
-	if (!stcpd_alive(pid)) {
+	if (!stcp_daemon_alive(pid)) {
 		log_err("no stcpd runs with the maps in %s: reload needs the "
 			"daemon (stcpd --root DIR)",
 			c->pin_dir);
@@ -1017,7 +990,7 @@ static int cmd_reload(struct ctl *c, int argc, char **argv)
 		}
 		if (cfg.cache_loads != before)
 			break;
-		if (!stcpd_alive(pid)) {
+		if (!stcp_daemon_alive(pid)) {
 			log_err("stcpd (pid %u) exited during the reload", pid);
 			return EXIT_RUNTIME;
 		}

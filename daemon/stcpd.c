@@ -516,33 +516,6 @@ static void rmdir_made(const char *dir, const char *made)
 	}
 }
 
-/*
- * True if pid is a live stcpd: not gone, not a zombie waiting to be reaped,
- * and not a recycled pid now used by another program.
- */
-static bool stcpd_alive(__u32 pid)
-{
-	char path[64], buf[256];
-	const char *lp, *rp;
-	size_t n;
-	FILE *f;
-
-	if (!pid)
-		return false;
-	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return false;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* "pid (comm) state ...": comm may hold spaces and parentheses. */
-	lp = strchr(buf, '(');
-	rp = strrchr(buf, ')');
-	if (!lp || !rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X')
-		return false;
-	return rp - lp == 6 && !strncmp(lp + 1, "stcpd", 5);
-}
 
 /*
  * stcp_pages is pinned with another size than --cache-mb asks for: without
@@ -620,7 +593,7 @@ static int check_pinned(struct daemon *d)
 			err = pinned_cache_size(d, map, info.max_entries);
 		} else if (i == 0 && !stcp_cfg_read(fd, &cfg) &&
 			   cfg.daemon_pid != (__u32)getpid() &&
-			   stcpd_alive(cfg.daemon_pid)) {
+			   stcp_daemon_alive(cfg.daemon_pid)) {
 			err = -EBUSY;
 			log_err("stcpd (pid %u) already uses the maps in %s; "
 				"stop it or use another --pin-dir",
