@@ -117,12 +117,20 @@ counter() {
 d=json.load(sys.stdin); d=d.get("counters", d); print(d[sys.argv[1]])' "$1"
 }
 
-# map_entries: "name=count" for each pinned map, by iterating its keys.
+# map_entries: "name=count" for every map pinned in PIN_DIR. Hash maps are
+# counted by iterating their keys; arrays have a fixed number of entries.
 map_entries() {
-	local m
-	for m in stcp_cfg stcp_keys stcp_listen stcp_counters; do
-		printf '%s=%s\n' "$m" "$(bpftool -j map dump pinned "$PIN_DIR/$m" |
-			python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
+	local m type
+	for m in "$PIN_DIR"/stcp_*; do
+		type=$(bpftool -j map show pinned "$m" |
+			python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["type"], d["max_entries"])')
+		case "$type" in
+		hash*)
+			printf '%s=%s\n' "$(basename "$m")" "$(bpftool -j map dump pinned "$m" |
+				python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
+			;;
+		*) printf '%s=%s (%s)\n' "$(basename "$m")" "${type#* }" "${type% *}" ;;
+		esac
 	done
 }
 
