@@ -21,6 +21,15 @@ COMMON   := daemon/common.c
 COMMON_H := daemon/common.h
 CACHE    := daemon/cache.c
 CACHE_H  := daemon/cache.h
+# stcpd's key keeper: rotation schedule and keys shared through Redis.
+REDIS_KEYS   := daemon/redis_keys.c
+REDIS_KEYS_H := daemon/redis_keys.h
+LDLIBS_REDIS := $(shell pkg-config --libs hiredis 2>/dev/null || echo -lhiredis)
+# stcpd's operator side: --metrics (libmicrohttpd, in its own thread) and
+# --config (inih).
+OPS      := daemon/metrics.c daemon/config.c
+OPS_H    := daemon/metrics.h daemon/config.h
+LDLIBS_OPS := $(shell pkg-config --libs libmicrohttpd inih 2>/dev/null || echo -lmicrohttpd -linih) -pthread
 
 PROGS    := $(BUILD)/stcpd $(BUILD)/stcpctl $(BUILD)/stcp_unit $(BUILD)/stcp_bench
 
@@ -37,13 +46,21 @@ $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $(subst .bpf.o,,$(notdir $<))_bpf > $@
 
 $(BUILD)/stcpd: daemon/stcpd.c $(COMMON) $(COMMON_H) $(CACHE) $(CACHE_H) $(SKELS) $(HEADERS)
-	$(CC) $(CFLAGS) $< $(COMMON) $(CACHE) -o $@ $(LDLIBS_BPF)
+	$(CC) $(CFLAGS) $< $(COMMON) $(CACHE) $(OPS) $(REDIS_KEYS) -o $@ $(LDLIBS_BPF) $(LDLIBS_OPS) $(LDLIBS_REDIS)
+$(BUILD)/stcpd: $(OPS) $(OPS_H)
+$(BUILD)/stcpd: $(REDIS_KEYS) $(REDIS_KEYS_H)
 
 $(BUILD)/stcpctl: daemon/stcpctl.c $(COMMON) $(COMMON_H) $(CACHE) $(CACHE_H) $(HEADERS)
 	$(CC) $(CFLAGS) $< $(COMMON) $(CACHE) -o $@ $(LDLIBS_BPF) $(shell pkg-config --cflags --libs json-c)
 
-$(BUILD)/stcp_unit: tests/unit/*.c tests/unit/*.h $(COMMON) $(CACHE) $(CACHE_H) $(SKELS) $(HEADERS)
-	$(CC) $(CFLAGS) -Itests/unit tests/unit/*.c $(COMMON) $(CACHE) -o $@ $(LDLIBS_BPF)
+# tests/unit/http_parse.bpf.c: test-only XDP program around bpf/http.h,
+# embedded in stcp_unit through its skeleton.
+UNIT_SRCS := $(filter-out %.bpf.c,$(wildcard tests/unit/*.c))
+$(BUILD)/http_parse.bpf.o: tests/unit/http_parse.bpf.c bpf/http.h $(HEADERS) vmlinux.h | $(BUILD)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/stcp_unit: $(UNIT_SRCS) tests/unit/*.h $(COMMON) $(CACHE) $(CACHE_H) $(SKELS) $(BUILD)/http_parse.skel.h $(HEADERS)
+	$(CC) $(CFLAGS) -Itests/unit $(UNIT_SRCS) $(COMMON) $(CACHE) -o $@ $(LDLIBS_BPF)
 
 $(BUILD)/stcp_bench: tests/bench/bench.c tests/unit/pkt.c tests/unit/pkt.h $(COMMON) $(SKELS) $(HEADERS)
 	$(CC) $(CFLAGS) -Itests/unit tests/bench/bench.c tests/unit/pkt.c $(COMMON) -o $@ $(LDLIBS_BPF)
@@ -71,6 +88,35 @@ format:
 
 clean:
 	rm -rf $(BUILD)
+
+# `make install` (PREFIX=/usr/local; DESTDIR=/tmp/stage to stage): binaries
+# in sbin, man pages, the systemd unit (its ExecStart follows SBINDIR) and
+# the example config. The live config, /etc/stcp/stcpd.conf, is the
+# operator's: copy the example there.
+PREFIX   ?= /usr/local
+SBINDIR  ?= $(PREFIX)/sbin
+MANDIR   ?= $(PREFIX)/share/man
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
+DOCDIR   ?= $(PREFIX)/share/doc/stcp
+MANPAGES := docs/man/stcpd.8 docs/man/stcpctl.8
+
+.PHONY: install uninstall
+install: $(BUILD)/stcpd $(BUILD)/stcpctl
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(BUILD)/stcpd $(BUILD)/stcpctl $(DESTDIR)$(SBINDIR)/
+	install -m 0644 $(MANPAGES) $(DESTDIR)$(MANDIR)/man8/
+	sed 's|/usr/local/sbin/|$(SBINDIR)/|g' packaging/stcpd.service \
+		>$(DESTDIR)$(UNITDIR)/stcpd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/stcpd.service
+	install -m 0644 etc/stcpd.conf.example $(DESTDIR)$(DOCDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/stcpd $(DESTDIR)$(SBINDIR)/stcpctl \
+		$(DESTDIR)$(MANDIR)/man8/stcpd.8 $(DESTDIR)$(MANDIR)/man8/stcpctl.8 \
+		$(DESTDIR)$(UNITDIR)/stcpd.service \
+		$(DESTDIR)$(DOCDIR)/stcpd.conf.example
+	-rmdir $(DESTDIR)$(DOCDIR)
 
 # Multi-segment emission experiment (tests/bench/emit/, docs/ARCHITECTURE.md
 # "Multi-segment emission"); not part of `all`. `sudo make emit-bench`.

@@ -374,3 +374,112 @@ bool stcp_daemon_alive(uint32_t pid)
 		return false;
 	return rp - lp == 6 && !strncmp(lp + 1, "stcpd", 5);
 }
+
+static bool key_holds(const struct stcp_key *k, const uint64_t *kv)
+{
+	return k->valid && k->k0 == kv[0] && k->k1 == kv[1];
+}
+
+/* kv NULL writes an invalid, zeroed slot. */
+static void key_fill(struct stcp_key *k, const uint64_t *kv, uint32_t gen)
+{
+	memset(k, 0, sizeof(*k));
+	if (!kv)
+		return;
+	k->k0 = kv[0];
+	k->k1 = kv[1];
+	k->valid = 1;
+	k->gen = gen;
+}
+
+static int key_write_slot(int keys_fd, uint32_t slot, const uint64_t *kv,
+			  uint32_t gen)
+{
+	struct stcp_key k;
+	int err = 0;
+
+	key_fill(&k, kv, gen);
+	if (bpf_map_update_elem(keys_fd, &slot, &k, BPF_ANY))
+		err = -errno;
+	explicit_bzero(&k, sizeof(k));
+	return err;
+}
+
+static int key_make_current(int cfg_fd, uint32_t slot, uint64_t rotated_at)
+{
+	struct stcp_cfg cfg;
+	int err;
+
+	err = stcp_cfg_read(cfg_fd, &cfg);
+	if (err)
+		return err;
+	cfg.key_cur = slot;
+	cfg.keys_rotated_at = rotated_at;
+	return stcp_cfg_write(cfg_fd, &cfg);
+}
+
+int stcp_keys_install_pair(int keys_fd, int cfg_fd, const uint64_t *prev,
+			   const uint64_t *cur, uint32_t gen,
+			   uint64_t rotated_at)
+{
+	uint32_t prev_gen = gen ? gen - 1 : 0;
+	struct stcp_key k[STCP_NUM_KEYS], want;
+	struct stcp_cfg cfg;
+	uint32_t s, o;
+	int err;
+
+	err = stcp_cfg_read(cfg_fd, &cfg);
+	if (err)
+		return err;
+	s = cfg.key_cur & 1;
+	o = s ^ 1;
+	if (bpf_map_lookup_elem(keys_fd, &s, &k[s]) ||
+	    bpf_map_lookup_elem(keys_fd, &o, &k[o])) {
+		err = -errno;
+		goto out;
+	}
+	if (!key_holds(&k[s], cur)) {
+		/* Neither key of the pair is current (a replica joining):
+		 * make prev current first, so that the key it replaces is
+		 * the unrelated one, then cur, as a rotation would. */
+		if (prev && !key_holds(&k[s], prev)) {
+			err = key_write_slot(keys_fd, o, prev, prev_gen);
+			if (!err)
+				err = key_make_current(cfg_fd, o, rotated_at);
+			if (err)
+				goto out;
+			s = o;
+			o = s ^ 1;
+		}
+		err = key_write_slot(keys_fd, o, cur, gen);
+		if (!err)
+			err = key_make_current(cfg_fd, o, rotated_at);
+		if (err)
+			goto out;
+		s = o;
+		o = s ^ 1;
+		if (bpf_map_lookup_elem(keys_fd, &s, &k[s]) ||
+		    bpf_map_lookup_elem(keys_fd, &o, &k[o])) {
+			err = -errno;
+			goto out;
+		}
+	}
+	/* cur is current in slot s. A rewrite of s only changes its gen: the
+	 * key bytes a reader may see half-written are the same. */
+	key_fill(&want, cur, gen);
+	if (memcmp(&k[s], &want, sizeof(want)))
+		err = key_write_slot(keys_fd, s, cur, gen);
+	key_fill(&want, prev, prev_gen);
+	if (!err && memcmp(&k[o], &want, sizeof(want)))
+		err = key_write_slot(keys_fd, o, prev, prev_gen);
+	if (!err)
+		err = stcp_cfg_read(cfg_fd, &cfg);
+	if (!err && cfg.keys_rotated_at != rotated_at) {
+		cfg.keys_rotated_at = rotated_at;
+		err = stcp_cfg_write(cfg_fd, &cfg);
+	}
+	explicit_bzero(&want, sizeof(want));
+out:
+	explicit_bzero(k, sizeof(k));
+	return err;
+}

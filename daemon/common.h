@@ -87,4 +87,16 @@ bool stcp_daemon_alive(uint32_t pid);
 /* Number of entries of any map, by iterating its keys. */
 int stcp_map_count_entries(int map_fd);
 
+/*
+ * Makes cur ({k0, k1}) the current key with generation gen, and prev (NULL:
+ * none) the previous one with generation gen - 1, and sets keys_rotated_at:
+ * how a replica takes the keys it shares with others. The current key is
+ * never invalid or half-written on the way; slots that hold the right key
+ * already are only corrected, so installing the same pair twice changes
+ * nothing.
+ */
+int stcp_keys_install_pair(int keys_fd, int cfg_fd, const uint64_t *prev,
+			   const uint64_t *cur, uint32_t gen,
+			   uint64_t rotated_at);
+
 #endif /* STCP_COMMON_H */

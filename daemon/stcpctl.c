@@ -39,6 +39,7 @@
 #define MAX_ATTACH 16
 #define RELOAD_TIMEOUT_S 120
 #define RELOAD_POLL_US 20000
+#define ROTATE_TIMEOUT_S 5
 
 struct ctl {
 	const char *pin_dir;
@@ -69,7 +70,9 @@ static const struct cmd_desc cmd_table[] = {
 	{ "listen", "listen ls", "list the service addresses" },
 	{ "keys", "keys rotate",
 	  "install a fresh key; the one it replaces stays valid as the "
-	  "previous key, so handshakes in flight complete" },
+	  "previous key, so handshakes in flight complete. With a running "
+	  "stcpd, asks it to (SIGUSR1; through Redis with --redis) and waits "
+	  "until it has" },
 	{ "keys", "keys show",
 	  "key generation, current slot, rotation time and whether the "
 	  "previous key is valid (never the key itself)" },
@@ -903,6 +906,58 @@ static int keys_show(const struct ctl *c, const struct key_state *ks)
 	return 0;
 }
 
+/*
+ * A running stcpd rotates the key itself (SIGUSR1): it owns the schedule
+ * and, with --redis, the key history its replicas share, which a local
+ * rotation would fork. Without a daemon the key is rotated here.
+ */
+static int keys_rotate(struct ctl *c)
+{
+	const long max_polls = ROTATE_TIMEOUT_S * 1000000L / RELOAD_POLL_US;
+	struct key_state ks;
+	__u32 pid, gen;
+	long polls;
+	int err;
+
+	err = key_state_read(c, &ks);
+	if (err)
+		goto fail;
+	pid = ks.cfg.daemon_pid;
+	if (!stcp_daemon_alive(pid)) {
+		err = stcp_keys_rotate(c->m.keys, c->m.cfg);
+		goto fail;
+	}
+	gen = ks.cur.valid ? ks.cur.gen : 0;
+	if (kill((pid_t)pid, SIGUSR1)) {
+		err = -errno;
+		log_err("cannot signal stcpd (pid %u): %s", pid,
+			strerror(-err));
+		return err;
+	}
+	for (polls = 0; polls < max_polls; polls++) {
+		usleep(RELOAD_POLL_US);
+		err = key_state_read(c, &ks);
+		if (err)
+			goto fail;
+		if (ks.cur.valid && ks.cur.gen != gen)
+			return 0;
+		if (!stcp_daemon_alive(pid)) {
+			log_err("stcpd (pid %u) exited before rotating the key",
+				pid);
+			return -ESRCH;
+		}
+	}
+	log_err("stcpd (pid %u) has not rotated the key within %d s; the "
+		"rotation stays pending (with --redis it waits for Redis: see "
+		"its log)",
+		pid, ROTATE_TIMEOUT_S);
+	return -ETIMEDOUT;
+fail:
+	if (err)
+		log_err("cannot rotate the key: %s", strerror(-err));
+	return err;
+}
+
 static int cmd_keys(struct ctl *c, int argc, char **argv)
 {
 	const char *sub = argc ? argv[0] : NULL;
@@ -921,13 +976,8 @@ static int cmd_keys(struct ctl *c, int argc, char **argv)
 		return usage_error("keys %s takes no arguments", sub);
 	if (open_maps(c))
 		return EXIT_RUNTIME;
-	if (rotate) {
-		err = stcp_keys_rotate(c->m.keys, c->m.cfg);
-		if (err) {
-			log_err("cannot rotate the key: %s", strerror(-err));
-			return EXIT_RUNTIME;
-		}
-	}
+	if (rotate && keys_rotate(c))
+		return EXIT_RUNTIME;
 	err = key_state_read(c, &ks);
 	if (err) {
 		log_err("cannot read the key state: %s", strerror(-err));

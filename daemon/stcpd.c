@@ -34,6 +34,9 @@
 
 #include "cache.h"
 #include "common.h"
+#include "config.h"
+#include "metrics.h"
+#include "redis_keys.h"
 #include "stcp.skel.h"
 
 #ifndef STCP_VERSION
@@ -59,6 +62,10 @@ enum {
 	OPT_KEEP_MAPS = 0x100,
 	OPT_LOG_LEVEL,
 	OPT_CACHE_MB,
+	OPT_REDIS,
+	OPT_REDIS_PREFIX,
+	OPT_KEY_ROTATE_S,
+	OPT_METRICS,
 };
 
 /* One row per option: getopt_long's table and --help both come from here. */
@@ -72,6 +79,11 @@ struct opt_desc {
 };
 
 static const struct opt_desc opt_table[] = {
+	{ "config", required_argument, 'c', "FILE",
+	  "--config /etc/stcp/stcpd.conf",
+	  "read the settings from FILE first: INI, one 'option = value' per "
+	  "line, keys named like the long options below (not config, verbose, "
+	  "help, version); options given here override the file" },
 	{ "iface", required_argument, 'i', "DEV", "--iface eth0",
 	  "network interface to attach to (required)" },
 	{ "listen", required_argument, 'l', "ADDR:PORT",
@@ -97,6 +109,26 @@ static const struct opt_desc opt_table[] = {
 	{ "keep-maps", no_argument, OPT_KEEP_MAPS, NULL, NULL,
 	  "on a clean stop, leave pinned the maps this run pinned (keys and "
 	  "counters survive a restart)" },
+	{ "metrics", required_argument, OPT_METRICS, "ADDR:PORT",
+	  "--metrics 127.0.0.1:9100",
+	  "serve Prometheus metrics at http://ADDR:PORT/metrics, "
+	  "e.g. 127.0.0.1:9100 or [::1]:9100; not one of the --listen "
+	  "addresses; default: none" },
+	{ "redis", required_argument, OPT_REDIS, "HOST:PORT|unix:PATH",
+	  "--redis unix:/run/redis/redis.sock",
+	  "share the MAC keys with every stcpd given the same Redis (and "
+	  "prefix): taken from it at start-up, created in it if missing, "
+	  "rotated through it; stcpd serves on with the keys it has while "
+	  "Redis is away. Default: a local key" },
+	{ "redis-prefix", required_argument, OPT_REDIS_PREFIX, "PREFIX",
+	  "--redis-prefix stcp:site1:",
+	  "prefix of the Redis keys (PREFIX\"keys\", PREFIX\"rotate-lock\"); "
+	  "default " STCP_REDIS_DEFAULT_PREFIX },
+	{ "key-rotate-s", required_argument, OPT_KEY_ROTATE_S, "N",
+	  "--key-rotate-s 600",
+	  "rotate the MAC key every N seconds (the previous key stays "
+	  "valid), through Redis with --redis; 0: only on request (SIGUSR1, "
+	  "'stcpctl keys rotate'). Default 3600" },
 	{ "log-level", required_argument, OPT_LOG_LEVEL, "LEVEL",
 	  "--log-level info", "error, warn (default), info or debug" },
 	{ "verbose", no_argument, 'v', NULL, NULL,
@@ -119,6 +151,9 @@ struct config {
 	const char *root; /* NULL: no content */
 	__u32 cache_pages;
 	bool cache_mb_set;
+	struct stcp_keyd_opts keys; /* --redis, --key-rotate-s, ... */
+	struct stcp_listen_key metrics; /* --metrics, if metrics_set */
+	bool metrics_set;
 };
 
 /* Everything set up so far, so that one teardown can undo any prefix. */
@@ -137,6 +172,8 @@ struct daemon {
 	__u32 npages; /* stcp_pages max_entries: --cache-mb or the pin's */
 	struct stcp_cache cache;
 	bool cache_init;
+	struct stcp_keyd *keyd; /* rotation schedule, --redis */
+	struct stcp_metrics *metrics; /* NULL without --metrics */
 };
 
 static const char *const map_names[NUM_MAPS] = {
@@ -192,6 +229,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: stcpd --iface DEV --listen ADDR:PORT [--listen ...] "
 		"[OPTION]...\n"
+		"       stcpd --config FILE [OPTION]...\n"
 		"\n"
 		"Answers TCP for the given service addresses from an XDP "
 		"program on DEV,\n"
@@ -223,7 +261,7 @@ static void usage(FILE *f)
 		"\n"
 		"Exit status: 0 clean stop, 1 runtime error (interface, "
 		"permissions, BPF),\n"
-		"2 usage error.\n"
+		"2 usage error (an option or the --config file).\n"
 		"\n"
 		"Example: stcpd --iface eth0 --listen 198.18.0.1:80 "
 		"--listen [2001:db8::1]:80\n"
@@ -239,6 +277,9 @@ static const struct opt_desc *opt_by_val(int val)
 	return NULL;
 }
 
+/* "FILE:LINE: " while parsing a word of the --config file, else "". */
+static char usage_where[PATH_MAX + 32];
+
 static int usage_error(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
 
@@ -246,7 +287,7 @@ static int usage_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "stcpd: ");
+	fprintf(stderr, "stcpd: %s", usage_where);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -272,6 +313,60 @@ static int add_listen(struct config *c, const char *s)
 	return 0;
 }
 
+/* The --config file: struct config points into its words until exit. */
+static struct stcp_conf conf_file;
+static int conf_end = 1; /* argv[1] up to argv[conf_end - 1] are its words */
+
+/*
+ * --config FILE: finds FILE on the command line, reads it, and makes argv
+ * argv[0], FILE's words, then the command line's, so that one parser checks
+ * both and the flags, coming later, win. Returns 0 or the exit code.
+ */
+static int read_config(int *argc, char ***argv, const char *optstring,
+		       const struct option *longopts)
+{
+	static const char *const deny[] = { "config", "verbose", "help",
+					    "version", NULL };
+	static const char *const multi[] = { "listen", NULL };
+	const struct stcp_conf_rules rules = { longopts, deny, multi };
+	const char *path = NULL;
+	char **words;
+	int opt, n;
+
+	while ((opt = getopt_long(*argc, *argv, optstring, longopts, NULL)) !=
+	       -1) {
+		if (opt == 'c')
+			path = optarg;
+	}
+	optind = 0; /* the next getopt_long starts over */
+	if (!path)
+		return 0;
+	if (stcp_conf_load(&conf_file, path, &rules))
+		return EXIT_USAGE;
+	n = conf_file.nwords;
+	words = calloc((size_t)*argc + (size_t)n + 1, sizeof(*words));
+	if (!words) {
+		log_err("out of memory");
+		return EXIT_RUNTIME;
+	}
+	words[0] = (*argv)[0];
+	memcpy(words + 1, conf_file.words, (size_t)n * sizeof(*words));
+	memcpy(words + 1 + n, *argv + 1, (size_t)(*argc - 1) * sizeof(*words));
+	conf_end = 1 + n;
+	*argc += n;
+	*argv = words;
+	return 0;
+}
+
+/* Points usage errors at the file's line while argv[i] is one of its. */
+static void note_where(int i)
+{
+	usage_where[0] = '\0';
+	if (i >= 1 && i < conf_end)
+		stcp_conf_where(&conf_file, i - 1, usage_where,
+				sizeof(usage_where));
+}
+
 /*
  * Returns -1 to go on, or the exit code: 0 after --help or --version, 2 on a
  * usage error (already reported).
@@ -281,6 +376,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 	struct option longopts[NUM_OPTS + 1];
 	char optstring[3 * NUM_OPTS + 2];
 	size_t n = 0;
+	bool listen_flag = false;
 	int opt, rc;
 
 	memset(longopts, 0, sizeof(longopts));
@@ -301,14 +397,26 @@ static int parse_args(int argc, char **argv, struct config *c)
 
 	c->pin_dir = stcp_default_pin_dir();
 	c->cache_pages = DEFAULT_CACHE_MB * PAGES_PER_MB;
+	c->keys.rotate_s = STCP_KEY_ROTATE_DEFAULT_S;
 	opterr = 0;
+	rc = read_config(&argc, &argv, optstring, longopts);
+	if (rc)
+		return rc;
 	while ((opt = getopt_long(argc, argv, optstring, longopts, NULL)) !=
 	       -1) {
+		note_where(optind - 1);
 		switch (opt) {
+		case 'c':
+			break; /* read by read_config */
 		case 'i':
 			c->iface = optarg;
 			break;
 		case 'l':
+			/* --listen flags replace the file's listen list. */
+			if (optind - 1 >= conf_end && !listen_flag) {
+				c->nlisten = 0;
+				listen_flag = true;
+			}
 			rc = add_listen(c, optarg);
 			if (rc)
 				return rc;
@@ -353,6 +461,50 @@ static int parse_args(int argc, char **argv, struct config *c)
 			c->cache_mb_set = true;
 			break;
 		}
+		case OPT_METRICS:
+			if (stcp_listen_parse(optarg, &c->metrics))
+				return usage_error("--metrics %s: expected "
+						   "ADDR:PORT, e.g. --metrics "
+						   "127.0.0.1:9100 or [::1]:9100",
+						   optarg);
+			c->metrics_set = true;
+			break;
+		case OPT_REDIS: {
+			struct stcp_redis_addr ra;
+
+			if (stcp_redis_addr_parse(optarg, &ra))
+				return usage_error(
+					"--redis %s: expected HOST:PORT or "
+					"unix:PATH, e.g. --redis 127.0.0.1:6379 "
+					"or --redis unix:/run/redis/redis.sock",
+					optarg);
+			c->keys.redis = optarg;
+			break;
+		}
+		case OPT_REDIS_PREFIX:
+			if (!*optarg)
+				return usage_error("--redis-prefix: expected a "
+						   "non-empty prefix, e.g. "
+						   "--redis-prefix stcp:site1:");
+			c->keys.prefix = optarg;
+			break;
+		case OPT_KEY_ROTATE_S: {
+			char *end;
+			unsigned long s;
+
+			errno = 0;
+			s = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end ||
+			    optarg[0] < '0' || optarg[0] > '9' ||
+			    s > STCP_KEY_ROTATE_MAX_S)
+				return usage_error(
+					"--key-rotate-s %s: expected seconds "
+					"from 0 (never) to %u, e.g. "
+					"--key-rotate-s 3600",
+					optarg, STCP_KEY_ROTATE_MAX_S);
+			c->keys.rotate_s = (unsigned int)s;
+			break;
+		}
 		case OPT_KEEP_MAPS:
 			c->keep_maps = true;
 			break;
@@ -394,6 +546,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 					   argv[optind - 1]);
 		}
 	}
+	usage_where[0] = '\0';
 	if (optind < argc)
 		return usage_error("unexpected argument '%s' (see 'stcpd "
 				   "--help')",
@@ -404,6 +557,19 @@ static int parse_args(int argc, char **argv, struct config *c)
 	if (!c->nlisten)
 		return usage_error("no --listen given: name at least one "
 				   "service ADDR:PORT, " LISTEN_EXAMPLE);
+	if (c->metrics_set &&
+	    stcp_metrics_shadowed(&c->metrics, c->listen, c->nlisten)) {
+		char addr[64];
+
+		stcp_listen_format(&c->metrics, addr, sizeof(addr));
+		return usage_error("--metrics %s is also a --listen address, "
+				   "whose packets the XDP program answers "
+				   "itself; use another port",
+				   addr);
+	}
+	if (c->keys.prefix && !c->keys.redis)
+		return usage_error("--redis-prefix needs --redis HOST:PORT or "
+				   "unix:PATH");
 	/* Without content only the fixed error responses need pages: do not
 	 * reserve the default cache's kernel memory for nothing. */
 	if (!c->root && !c->cache_mb_set)
@@ -756,6 +922,18 @@ static int fill_maps(struct daemon *d)
 	return 0;
 }
 
+/* Hands the cache figures to the metrics thread, which must not read
+ * d->cache while this thread changes it. */
+static void publish_cache(struct daemon *d)
+{
+	struct stcp_cache_stats st;
+
+	if (!d->metrics || !d->cache_init)
+		return;
+	stcp_cache_get_stats(&d->cache, &st);
+	stcp_metrics_set_cache(d->metrics, &st);
+}
+
 /* Counts a finished cache load in stcp_cfg, for `stcpctl reload`. */
 static void note_load(struct daemon *d, bool failed)
 {
@@ -772,6 +950,7 @@ static void note_load(struct daemon *d, bool failed)
 	if (err)
 		log_warn("cannot record the cache load in %s: %s",
 			 STCP_MAP_CFG, strerror(-err));
+	publish_cache(d);
 }
 
 static void log_cache(const struct daemon *d, bool reload)
@@ -979,6 +1158,11 @@ static void teardown(struct daemon *d, bool clean)
 	const struct config *c = d->cfg;
 	bool keep = clean && c->keep_maps;
 
+	stcp_keyd_free(d->keyd);
+	d->keyd = NULL;
+	/* First: the HTTP thread reads the maps until it has stopped. */
+	stcp_metrics_close(d->metrics);
+	d->metrics = NULL;
 	if (d->attached)
 		detach(d);
 	xdp_program__close(d->prog);
@@ -1007,21 +1191,41 @@ static void format_listen(const struct config *c, char *buf, size_t len)
 	}
 }
 
+/* How long the loop may sleep: REAP_INTERVAL_S, or less when the key
+ * keeper has work due (a Redis poll every second, a reconnect, a
+ * scheduled rotation). */
+static struct timespec loop_tick(const struct daemon *d)
+{
+	long ms = stcp_keyd_timeout_ms(d->keyd);
+	struct timespec t = { .tv_sec = REAP_INTERVAL_S };
+
+	if (ms >= 0 && ms < REAP_INTERVAL_S * 1000L) {
+		t.tv_sec = ms / 1000;
+		t.tv_nsec = ms % 1000 * 1000000L;
+	}
+	return t;
+}
+
 /*
- * Until SIGINT or SIGTERM: SIGHUP reloads the content, and every
- * REAP_INTERVAL_S the pages and slots of replaced objects whose grace
- * period is over are freed.
+ * Until SIGINT or SIGTERM: SIGHUP reloads the content, SIGUSR1 rotates the
+ * key (through Redis with --redis), the key keeper does its periodic work,
+ * and every REAP_INTERVAL_S (or sooner) the pages and slots of replaced
+ * objects whose grace period is over are freed.
  */
 static int serve(struct daemon *d, const sigset_t *sigs)
 {
-	const struct timespec tick = { .tv_sec = REAP_INTERVAL_S };
+	struct timespec tick;
 	int sig;
 
 	for (;;) {
+		stcp_keyd_run(d->keyd);
+		tick = loop_tick(d);
 		sig = sigtimedwait(sigs, NULL, &tick);
 		if (sig < 0 && (errno == EAGAIN || errno == EINTR)) {
-			if (d->cache_init)
+			if (d->cache_init) {
 				stcp_cache_reap(&d->cache);
+				publish_cache(d);
+			}
 			continue;
 		}
 		if (sig < 0) {
@@ -1029,6 +1233,10 @@ static int serve(struct daemon *d, const sigset_t *sigs)
 
 			log_err("sigtimedwait: %s", strerror(-err));
 			return err;
+		}
+		if (sig == SIGUSR1) {
+			stcp_keyd_request_rotate(d->keyd);
+			continue;
 		}
 		if (sig != SIGHUP)
 			break;
@@ -1039,12 +1247,30 @@ static int serve(struct daemon *d, const sigset_t *sigs)
 	return 0;
 }
 
+static int start_metrics(struct daemon *d)
+{
+	const struct stcp_metrics_maps maps = {
+		.cfg = bpf_map__fd(d->maps_obj->maps.stcp_cfg),
+		.keys = bpf_map__fd(d->maps_obj->maps.stcp_keys),
+		.listen = bpf_map__fd(d->maps_obj->maps.stcp_listen),
+		.counters = bpf_map__fd(d->maps_obj->maps.stcp_counters),
+	};
+
+	return stcp_metrics_start(d->metrics, &maps);
+}
+
 static int run(const struct config *c, const sigset_t *sigs)
 {
 	char addrs[STCP_MAX_LISTEN * 52];
 	struct daemon d = { .cfg = c, .npages = c->cache_pages };
 	int err;
 
+	/* Bound first: a taken address costs nothing to undo. */
+	if (c->metrics_set) {
+		err = stcp_metrics_open(&d.metrics, &c->metrics, STCP_VERSION);
+		if (err)
+			goto out;
+	}
 	err = setup_pin_dir(&d);
 	if (err)
 		goto out;
@@ -1054,10 +1280,20 @@ static int run(const struct config *c, const sigset_t *sigs)
 	err = fill_maps(&d);
 	if (err)
 		goto out;
+	err = stcp_keyd_new(&d.keyd, &c->keys,
+			    bpf_map__fd(d.maps_obj->maps.stcp_keys),
+			    bpf_map__fd(d.maps_obj->maps.stcp_cfg));
+	if (err) {
+		log_err("cannot start the key keeper: %s", strerror(-err));
+		goto out;
+	}
 	err = fill_cache(&d);
 	if (err)
 		goto out;
 	err = attach(&d);
+	if (err)
+		goto out;
+	err = start_metrics(&d);
 	if (err)
 		goto out;
 
@@ -1110,6 +1346,7 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1); /* rotate the key: stcpctl keys rotate */
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	/* A closed stderr must not kill us before the teardown. */
 	signal(SIGPIPE, SIG_IGN);

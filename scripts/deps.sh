@@ -11,8 +11,14 @@ PKGS=(
 	# build
 	make gcc clang llvm pkg-config bpftool libbpf-dev libxdp-dev xdp-tools
 	libelf-dev zlib1g-dev libhiredis-dev libjson-c-dev
+	# stcpd --metrics (HTTP endpoint) and --config (INI parser)
+	libmicrohttpd-dev libinih-dev
 	# run and test: namespaces, XDP attach, loss rules, captures
 	iproute2 iputils-ping util-linux procps nftables ethtool tshark
+	# man page checks (man --warnings)
+	groff-base man-db
+	# systemd-analyze verifies the unit file (systemd need not be PID 1)
+	systemd
 	# real clients and peers
 	curl wget wrk apache2-utils python3 netcat-openbsd redis-server
 	# benchmark peer and profiling

@@ -75,6 +75,10 @@ topo_cleanup() {
 	ip netns del "$NS_C" 2>/dev/null
 	ip netns del "$NS_S" 2>/dev/null
 	rm -rf "$PIN_DIR"
+	# The second pair (topo_up2), if any.
+	ip netns del "$NS_C2" 2>/dev/null
+	ip netns del "$NS_S2" 2>/dev/null
+	rm -rf "$PIN_DIR2"
 	return 0
 }
 
@@ -136,3 +140,67 @@ map_entries() {
 
 # py_client: runs a Python snippet in the client namespace.
 py_client() { in_c python3 - "$@"; }
+
+# ---- A second, independent pair, for tests that run two stcpd replicas ----
+#
+#   [client ns 2]  cli2 ---- veth ---- srv2  [server ns 2]
+#   198.18.1.2/24                      198.18.1.1/24
+#   2001:2:0:1::2/64                   2001:2:0:1::1/64
+#
+# topo_up2 after topo_up; topo_cleanup removes it too.
+NS_C2="stcp-${UNIQ}-c2"
+NS_S2="stcp-${UNIQ}-s2"
+DEV_C2="sc${UNIQ}b"
+DEV_S2="ss${UNIQ}b"
+PIN_DIR2="/sys/fs/bpf/stcp-${UNIQ}-2"
+SRV4_2=198.18.1.1
+CLI4_2=198.18.1.2
+SRV6_2=2001:2:0:1::1
+CLI6_2=2001:2:0:1::2
+
+in_c2() { nsenter --net="/run/netns/$NS_C2" "$@"; }
+in_s2() { nsenter --net="/run/netns/$NS_S2" "$@"; }
+
+topo_up2() {
+	ip netns add "$NS_C2"
+	ip netns add "$NS_S2"
+	ip link add "$DEV_C2" netns "$NS_C2" type veth peer name "$DEV_S2" netns "$NS_S2"
+	in_c2 ip link set lo up
+	in_s2 ip link set lo up
+	in_c2 ip addr add "$CLI4_2/24" dev "$DEV_C2"
+	in_s2 ip addr add "$SRV4_2/24" dev "$DEV_S2"
+	in_c2 ip -6 addr add "$CLI6_2/64" dev "$DEV_C2" nodad
+	in_s2 ip -6 addr add "$SRV6_2/64" dev "$DEV_S2" nodad
+	in_c2 ip link set "$DEV_C2" up
+	in_s2 ip link set "$DEV_S2" up
+	in_c2 ethtool -K "$DEV_C2" tx off >/dev/null
+	in_c2 ip link set dev "$DEV_C2" xdp obj "$BUILD/xdp_pass.bpf.o" sec xdp
+	mkdir -p "$PIN_DIR2"
+}
+
+# stcpd_start2 [extra stcpd args...]: the second replica, on $DEV_S2 with
+# the maps in $PIN_DIR2, listening on $SRV4_2:$PORT; logs to $STCPD_LOG2.
+STCPD_LOG2=${STCPD_LOG2:-/dev/null}
+stcpd_start2() {
+	nsenter --net="/run/netns/$NS_S2" "$BUILD/stcpd" --iface "$DEV_S2" \
+		--listen "$SRV4_2:$PORT" --pin-dir "$PIN_DIR2" --log-level info \
+		"$@" >"$STCPD_LOG2" 2>&1 &
+	PIDS+=($!)
+	local i
+	for i in $(seq 100); do
+		if in_s2 "$BUILD/stcpctl" --pin-dir "$PIN_DIR2" status \
+			>/dev/null 2>&1 &&
+			in_s2 ip link show dev "$DEV_S2" | grep -q xdp; then
+			return 0
+		fi
+		if ! kill -0 "${PIDS[-1]}" 2>/dev/null; then
+			topo_fail "stcpd exited: $(cat "$STCPD_LOG2")"
+			return 1
+		fi
+		sleep 0.1
+	done
+	topo_fail "stcpd did not attach within 10 s"
+	return 1
+}
+
+ctl2() { in_s2 "$BUILD/stcpctl" --pin-dir "$PIN_DIR2" "$@"; }

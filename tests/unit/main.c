@@ -391,6 +391,7 @@ int main(int argc, char **argv)
 
 	cases_run_all();
 	cache_run_all();
+	http_run_all(seed);
 
 	if (fuzz_count > 0) {
 		char name[128];

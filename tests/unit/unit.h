@@ -106,6 +106,9 @@ const char *verdict_name(uint32_t v);
 void cases_run_all(void);
 /* The content cache loader against the instances' maps (cache.c). */
 void cache_run_all(void);
+/* The HTTP request parser (bpf/http.h) through its own test program, with
+ * a 20,000-request fuzz from seed (http.c). */
+void http_run_all(uint64_t seed);
 /* Returns the number of violations; prints the breakdown. */
 int fuzz_run(uint64_t seed, long count, struct tcase *t);
 

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * stcpd --config FILE: an INI file whose keys are stcpd's long options,
+ * parsed with inih and turned into "--name=value" words. stcpd reads those
+ * words with the same option parser as its command line, before the command
+ * line, so that every value is checked by one piece of code and flags
+ * override the file. Functions return 0 or a negative errno.
+ */
+#ifndef STCP_DAEMON_CONFIG_H
+#define STCP_DAEMON_CONFIG_H
+
+#include <getopt.h>
+#include <stddef.h>
+
+struct stcp_conf {
+	char *path;
+	int nwords;
+	char **words; /* "--name=value", or "--name" for a flag set true */
+	int *lines;   /* the line of the file each word comes from */
+};
+
+/* Where an entry may come from, besides its name in the option table. */
+struct stcp_conf_rules {
+	const struct option *longopts; /* terminated by a NULL name */
+	const char *const *deny;  /* options that are not keys; NULL-ended */
+	const char *const *multi; /* keys that may repeat, or hold a
+				   * comma list; NULL-ended */
+};
+
+/*
+ * Reads path. Keys are long option names, at the top of the file or under
+ * [stcpd]; a flag takes true/false (yes/no, on/off, 1/0). On an unknown
+ * key, a key set twice, a flag with another value, an empty value, a line
+ * longer than the parser's 199 bytes or a syntax error, prints one line
+ * "stcpd: FILE:LINE: what is wrong" and returns -EINVAL; a file that cannot
+ * be read is reported the same way, without a line.
+ */
+int stcp_conf_load(struct stcp_conf *conf, const char *path,
+		   const struct stcp_conf_rules *rules);
+void stcp_conf_free(struct stcp_conf *conf);
+/* "FILE:LINE: " for word i, for error messages about its value. */
+void stcp_conf_where(const struct stcp_conf *conf, int i, char *buf,
+		     size_t len);
+
+#endif /* STCP_DAEMON_CONFIG_H */
