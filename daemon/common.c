@@ -483,3 +483,25 @@ out:
 	explicit_bzero(k, sizeof(k));
 	return err;
 }
+
+void stcp_print_wrapped(FILE *f, const char *text, int indent)
+{
+	const int width = 79 - indent;
+	const char *p = text;
+
+	for (bool first = true; *p; first = false) {
+		int n = (int)strlen(p);
+
+		if (n > width) {
+			n = width;
+			while (n > 0 && p[n] != ' ')
+				n--;
+			if (!n)
+				n = width;
+		}
+		fprintf(f, "%*s%.*s\n", first ? 1 : indent, "", n, p);
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+}

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "stcp_maps.h"
 #include "stcp_cache.h"
@@ -80,6 +81,10 @@ int stcp_cfg_read(int cfg_fd, struct stcp_cfg *cfg);
 int stcp_cfg_write(int cfg_fd, const struct stcp_cfg *cfg);
 
 const char *stcp_mode_name(uint32_t mode);
+
+/* Prints text from column indent on (the first line from column 1),
+ * broken at spaces before column 80: the --help option descriptions. */
+void stcp_print_wrapped(FILE *f, const char *text, int indent);
 
 /* True if pid is a running stcpd (not gone, not a zombie, not reused). */
 bool stcp_daemon_alive(uint32_t pid);

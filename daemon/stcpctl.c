@@ -110,27 +110,6 @@ static const struct opt_desc opt_table[] = {
 
 #define NUM_OPTS (sizeof(opt_table) / sizeof(opt_table[0]))
 
-static void print_wrapped(FILE *f, const char *text, int indent)
-{
-	const int width = 79 - indent;
-	const char *p = text;
-
-	for (bool first = true; *p; first = false) {
-		int n = (int)strlen(p);
-
-		if (n > width) {
-			n = width;
-			while (n > 0 && p[n] != ' ')
-				n--;
-			if (!n)
-				n = width;
-		}
-		fprintf(f, "%*s%.*s\n", first ? 1 : indent, "", n, p);
-		p += n;
-		while (*p == ' ')
-			p++;
-	}
-}
 
 static void print_cmd_rows(FILE *f, const char *only)
 {
@@ -140,7 +119,7 @@ static void print_cmd_rows(FILE *f, const char *only)
 		if (only && strcmp(only, d->name))
 			continue;
 		fprintf(f, "  %-22s", d->synopsis);
-		print_wrapped(f, d->help, 25);
+		stcp_print_wrapped(f, d->help, 25);
 	}
 }
 
@@ -163,7 +142,7 @@ static void usage(FILE *f)
 		snprintf(head, sizeof(head), "-%c, --%s%s%s", o->val, o->name,
 			 o->arg ? " " : "", o->arg ? o->arg : "");
 		fprintf(f, "  %-22s", head);
-		print_wrapped(f, o->help, 25);
+		stcp_print_wrapped(f, o->help, 25);
 	}
 	fprintf(f, "\n"
 		   "ADDR:PORT is an IPv4 address or a bracketed IPv6 address "

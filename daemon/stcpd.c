@@ -201,28 +201,6 @@ static struct bpf_map *skel_map(struct stcp_bpf *skel, int i)
 	return maps[i];
 }
 
-/* Prints text from column indent on, broken at spaces before column 80. */
-static void print_wrapped(FILE *f, const char *text, int indent)
-{
-	const int width = 79 - indent;
-	const char *p = text;
-
-	for (bool first = true; *p; first = false) {
-		int n = (int)strlen(p);
-
-		if (n > width) {
-			n = width;
-			while (n > 0 && p[n] != ' ')
-				n--;
-			if (!n)
-				n = width;
-		}
-		fprintf(f, "%*s%.*s\n", first ? 1 : indent, "", n, p);
-		p += n;
-		while (*p == ' ')
-			p++;
-	}
-}
 
 static void usage(FILE *f)
 {
@@ -255,7 +233,7 @@ static void usage(FILE *f)
 			snprintf(head + n, sizeof(head) - (size_t)n, " %s",
 				 o->arg);
 		fprintf(f, "  %-26s", head);
-		print_wrapped(f, o->help, 29);
+		stcp_print_wrapped(f, o->help, 29);
 	}
 	fprintf(f,
 		"\n"

@@ -89,28 +89,35 @@ topo_fail() {
 	echo "$*" >&2
 	return 1
 }
-stcpd_start() {
+# stcpd_launch NS DEV PIN_DIR LOG [stcpd args...]: starts stcpd in NS's
+# network namespace and waits until it has attached to DEV.
+stcpd_launch() {
+	local ns=$1 dev=$2 pin=$3 logf=$4 i
+	shift 4
 	# nsenter execs stcpd, so $! is stcpd itself and cleanup can signal it.
-	nsenter --net="/run/netns/$NS_S" "$BUILD/stcpd" --iface "$DEV_S" \
-		--listen "$SRV4:$PORT" \
-		--listen "[$SRV6]:$PORT" --pin-dir "$PIN_DIR" --log-level info \
-		"$@" >"$STCPD_LOG" 2>&1 &
+	nsenter --net="/run/netns/$ns" "$BUILD/stcpd" --iface "$dev" \
+		--pin-dir "$pin" --log-level info "$@" >"$logf" 2>&1 &
 	PIDS+=($!)
-	local i
 	for i in $(seq 100); do
-		if in_s "$BUILD/stcpctl" --pin-dir "$PIN_DIR" status \
-			>/dev/null 2>&1 &&
-			in_s ip link show dev "$DEV_S" | grep -q xdp; then
+		if nsenter --net="/run/netns/$ns" "$BUILD/stcpctl" \
+			--pin-dir "$pin" status >/dev/null 2>&1 &&
+			nsenter --net="/run/netns/$ns" ip link show dev "$dev" |
+			grep -q xdp; then
 			return 0
 		fi
 		if ! kill -0 "${PIDS[-1]}" 2>/dev/null; then
-			topo_fail "stcpd exited: $(cat "$STCPD_LOG")"
+			topo_fail "stcpd exited: $(cat "$logf")"
 			return 1
 		fi
 		sleep 0.1
 	done
-	topo_fail "stcpd did not attach within 10 s"
+	topo_fail "stcpd did not attach to $dev within 10 s"
 	return 1
+}
+
+stcpd_start() {
+	stcpd_launch "$NS_S" "$DEV_S" "$PIN_DIR" "$STCPD_LOG" \
+		--listen "$SRV4:$PORT" --listen "[$SRV6]:$PORT" "$@"
 }
 
 ctl() { in_s "$BUILD/stcpctl" --pin-dir "$PIN_DIR" "$@"; }
@@ -182,25 +189,8 @@ topo_up2() {
 # the maps in $PIN_DIR2, listening on $SRV4_2:$PORT; logs to $STCPD_LOG2.
 STCPD_LOG2=${STCPD_LOG2:-/dev/null}
 stcpd_start2() {
-	nsenter --net="/run/netns/$NS_S2" "$BUILD/stcpd" --iface "$DEV_S2" \
-		--listen "$SRV4_2:$PORT" --pin-dir "$PIN_DIR2" --log-level info \
-		"$@" >"$STCPD_LOG2" 2>&1 &
-	PIDS+=($!)
-	local i
-	for i in $(seq 100); do
-		if in_s2 "$BUILD/stcpctl" --pin-dir "$PIN_DIR2" status \
-			>/dev/null 2>&1 &&
-			in_s2 ip link show dev "$DEV_S2" | grep -q xdp; then
-			return 0
-		fi
-		if ! kill -0 "${PIDS[-1]}" 2>/dev/null; then
-			topo_fail "stcpd exited: $(cat "$STCPD_LOG2")"
-			return 1
-		fi
-		sleep 0.1
-	done
-	topo_fail "stcpd did not attach within 10 s"
-	return 1
+	stcpd_launch "$NS_S2" "$DEV_S2" "$PIN_DIR2" "$STCPD_LOG2" \
+		--listen "$SRV4_2:$PORT" "$@"
 }
 
 ctl2() { in_s2 "$BUILD/stcpctl" --pin-dir "$PIN_DIR2" "$@"; }

@@ -7,17 +7,6 @@
 # one line and the documented exit codes.
 . "$(dirname "$0")/lib.sh"
 
-# expect_err CODE PATTERN CMD...: exit code and a single line on stderr.
-expect_err() {
-	local want=$1 pat=$2 rc=0 out
-	shift 2
-	out=$("$@" 2>&1 >/dev/null) || rc=$?
-	[ "$rc" = "$want" ] || fail "'$*' exited $rc, want $want (stderr: $out)"
-	[ "$(printf '%s\n' "$out" | wc -l)" = 1 ] || fail "'$*' printed more than one line: $out"
-	printf '%s\n' "$out" | grep -Eq "$pat" || fail "'$*' said '$out', want /$pat/"
-	log "$* -> $rc: $out"
-}
-
 stcpd_stop() {
 	local pid=${PIDS[-1]} rc=0
 	kill -TERM "$pid"

@@ -8,17 +8,6 @@
 MPORT=9100
 METRICS_URL="http://$SRV4:$MPORT"
 
-# expect_err CODE PATTERN CMD...: exit code and a single line on stderr.
-expect_err() {
-	local want=$1 pat=$2 rc=0 out
-	shift 2
-	out=$("$@" 2>&1 >/dev/null) || rc=$?
-	[ "$rc" = "$want" ] || fail "'$*' exited $rc, want $want (stderr: $out)"
-	[ "$(printf '%s\n' "$out" | wc -l)" = 1 ] || fail "'$*' printed more than one line: $out"
-	printf '%s\n' "$out" | grep -Eq -- "$pat" || fail "'$*' said '$out', want /$pat/"
-	log "$* -> $rc: $out"
-}
-
 # ---- config file errors: one line with FILE:LINE, exit 2
 BAD="$LOG_DIR/bad.conf"
 printf '# comment\niface = lo\nlisten = %s:%s\nlisten-adress = 1\n' "$SRV4" "$PORT" >"$BAD"

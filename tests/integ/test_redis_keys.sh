@@ -11,17 +11,6 @@
 command -v redis-server >/dev/null || skip "redis-server is not installed"
 command -v redis-cli >/dev/null || skip "redis-cli is not installed"
 
-# expect_err CODE PATTERN CMD...: exit code and a single line on stderr.
-expect_err() {
-	local want=$1 pat=$2 rc=0 out
-	shift 2
-	out=$("$@" 2>&1 >/dev/null) || rc=$?
-	[ "$rc" = "$want" ] || fail "'$*' exited $rc, want $want (stderr: $out)"
-	[ "$(printf '%s\n' "$out" | wc -l)" = 1 ] || fail "'$*' printed more than one line: $out"
-	printf '%s\n' "$out" | grep -Eq "$pat" || fail "'$*' said '$out', want /$pat/"
-	log "$* -> $rc: $out"
-}
-
 # ---- usage errors: one line, exit 2, before anything is touched ----
 for v in "" localhost 127.0.0.1 ":6379" "host:" "host:0" "host:65536" \
 	"host:63x9" "host:-1" "unix:" "[::1:6379" "[zz]:6379" "a:b:6379" \
