@@ -82,8 +82,6 @@ topo_cleanup() {
 	return 0
 }
 
-# stcpd_start [extra stcpd args...]: listens on both service addresses and
-# logs to $STCPD_LOG.
 STCPD_LOG=${STCPD_LOG:-/dev/null}
 topo_fail() {
 	echo "$*" >&2
@@ -115,6 +113,8 @@ stcpd_launch() {
 	return 1
 }
 
+# stcpd_start [extra stcpd args...]: listens on both service addresses and
+# logs to $STCPD_LOG.
 stcpd_start() {
 	stcpd_launch "$NS_S" "$DEV_S" "$PIN_DIR" "$STCPD_LOG" \
 		--listen "$SRV4:$PORT" --listen "[$SRV6]:$PORT" "$@"
