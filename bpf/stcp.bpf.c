@@ -239,12 +239,29 @@ static __noinline int load_tcp_opts(struct xdp_md *ctx,
 	if (bpf_xdp_load_bytes(ctx, s->opt_off, w.buf, len))
 		return -1;
 	w.len = len;
-	/* The common layout of an ACK, NOP NOP TS, without the walk. */
+	/* The two layouts almost every segment has, without the walk.
+	 * An ACK's: NOP NOP TS. */
 	if (len == 12 && w.buf[0] == TCPOPT_NOP && w.buf[1] == TCPOPT_NOP &&
 	    w.buf[2] == TCPOPT_TIMESTAMP && w.buf[3] == 10) {
 		o->has_ts = 1;
 		o->tsval = optb32(&w, 4);
 		o->tsecr = optb32(&w, 8);
+		return 0;
+	}
+	/* Linux's SYN: MSS, SACK_PERM, TS, NOP, WS. */
+	if (len == 20 && w.buf[0] == TCPOPT_MSS && w.buf[1] == 4 &&
+	    w.buf[4] == TCPOPT_SACK_PERM && w.buf[5] == 2 &&
+	    w.buf[6] == TCPOPT_TIMESTAMP && w.buf[7] == 10 &&
+	    w.buf[16] == TCPOPT_NOP && w.buf[17] == TCPOPT_WINDOW &&
+	    w.buf[18] == 3) {
+		o->has_mss = 1;
+		o->mss = (w.buf[2] << 8) | w.buf[3];
+		o->sack_ok = 1;
+		o->has_ts = 1;
+		o->tsval = optb32(&w, 8);
+		o->tsecr = optb32(&w, 12);
+		o->has_ws = 1;
+		o->wscale = w.buf[19];
 		return 0;
 	}
 	bpf_loop(MAX_TCP_OPTLEN, walk_one_opt, &w, 0);
