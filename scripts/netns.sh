@@ -34,22 +34,31 @@ EXTRA_CLEANUP=()
 in_c() { nsenter --net="/run/netns/$NS_C" "$@"; }
 in_s() { nsenter --net="/run/netns/$NS_S" "$@"; }
 
-topo_up() {
-	ip netns add "$NS_C"
-	ip netns add "$NS_S"
-	ip link add "$DEV_C" netns "$NS_C" type veth peer name "$DEV_S" netns "$NS_S"
-	in_c ip link set lo up
-	in_s ip link set lo up
-	in_c ip addr add "$CLI4/24" dev "$DEV_C"
-	in_s ip addr add "$SRV4/24" dev "$DEV_S"
-	in_c ip -6 addr add "$CLI6/64" dev "$DEV_C" nodad
-	in_s ip -6 addr add "$SRV6/64" dev "$DEV_S" nodad
-	in_c ip link set "$DEV_C" up
-	in_s ip link set "$DEV_S" up
+# topo_pair NS_C NS_S DEV_C DEV_S CLI4 SRV4 CLI6 SRV6: a client and a server
+# namespace joined by a veth pair, ready for XDP on the server side.
+topo_pair() {
+	local nc=$1 ns=$2 dc=$3 ds=$4 c4=$5 s4=$6 c6=$7 s6=$8
+	local inc="nsenter --net=/run/netns/$nc" ins="nsenter --net=/run/netns/$ns"
+
+	ip netns add "$nc"
+	ip netns add "$ns"
+	ip link add "$dc" netns "$nc" type veth peer name "$ds" netns "$ns"
+	$inc ip link set lo up
+	$ins ip link set lo up
+	$inc ip addr add "$c4/24" dev "$dc"
+	$ins ip addr add "$s4/24" dev "$ds"
+	$inc ip -6 addr add "$c6/64" dev "$dc" nodad
+	$ins ip -6 addr add "$s6/64" dev "$ds" nodad
+	$inc ip link set "$dc" up
+	$ins ip link set "$ds" up
 	# Client checksums must be complete on the wire for XDP to see them.
-	in_c ethtool -K "$DEV_C" tx off >/dev/null
+	$inc ethtool -K "$dc" tx off >/dev/null
 	# Native XDP_TX on a veth is delivered only if the peer runs XDP too.
-	in_c ip link set dev "$DEV_C" xdp obj "$BUILD/xdp_pass.bpf.o" sec xdp
+	$inc ip link set dev "$dc" xdp obj "$BUILD/xdp_pass.bpf.o" sec xdp
+}
+
+topo_up() {
+	topo_pair "$NS_C" "$NS_S" "$DEV_C" "$DEV_S" "$CLI4" "$SRV4" "$CLI6" "$SRV6"
 	mkdir -p "$PIN_DIR"
 }
 
@@ -169,19 +178,8 @@ in_c2() { nsenter --net="/run/netns/$NS_C2" "$@"; }
 in_s2() { nsenter --net="/run/netns/$NS_S2" "$@"; }
 
 topo_up2() {
-	ip netns add "$NS_C2"
-	ip netns add "$NS_S2"
-	ip link add "$DEV_C2" netns "$NS_C2" type veth peer name "$DEV_S2" netns "$NS_S2"
-	in_c2 ip link set lo up
-	in_s2 ip link set lo up
-	in_c2 ip addr add "$CLI4_2/24" dev "$DEV_C2"
-	in_s2 ip addr add "$SRV4_2/24" dev "$DEV_S2"
-	in_c2 ip -6 addr add "$CLI6_2/64" dev "$DEV_C2" nodad
-	in_s2 ip -6 addr add "$SRV6_2/64" dev "$DEV_S2" nodad
-	in_c2 ip link set "$DEV_C2" up
-	in_s2 ip link set "$DEV_S2" up
-	in_c2 ethtool -K "$DEV_C2" tx off >/dev/null
-	in_c2 ip link set dev "$DEV_C2" xdp obj "$BUILD/xdp_pass.bpf.o" sec xdp
+	topo_pair "$NS_C2" "$NS_S2" "$DEV_C2" "$DEV_S2" "$CLI4_2" "$SRV4_2" \
+		"$CLI6_2" "$SRV6_2"
 	mkdir -p "$PIN_DIR2"
 }
 
