@@ -11,6 +11,7 @@
 #include "stcp_maps.h"
 #include "stcp_cache.h"
 #include "stcp_cookie.h"
+#include "http.h"
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
@@ -74,10 +75,7 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } stcp_counters SEC(".maps");
 
-/*
- * The content cache (include/stcp_cache.h). Filled by stcpd, not read by the
- * program yet; BTF-defined maps are created and pinned even when unused.
- */
+/* The content cache (include/stcp_cache.h), filled by stcpd. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, STCP_DEFAULT_PAGES);
@@ -307,7 +305,88 @@ struct reply {
 	__u16 window;
 	__u32 optlen; /* multiple of 4, at most 20 */
 	__u32 opts[5];
+	/* Payload: hdr_len bytes of page hdr_page, then body_len bytes of
+	 * page body_page (each within one page). */
+	__u32 hdr_page;
+	__u32 hdr_len;
+	__u32 body_page;
+	__u32 body_len;
 };
+
+/* Where a request is copied, parsed and answered: per CPU, never pinned.
+ * The reply lives here too, to keep the deepest call chain's stack small. */
+struct req_scratch {
+	struct stcp_http_scratch http;
+	struct reply r;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct req_scratch);
+} stcp_req_scratch SEC(".maps");
+
+#define EMIT_ERR 1 /* the reply could not be built */
+#define EMIT_TOO_BIG 2 /* the frame could not grow to the reply's size */
+
+/* Ones' complement partial sum of len bytes of a page (any len <= 4096),
+ * as csum_partial() would compute it for data at an even offset. */
+static __always_inline __u64 csum_page(const struct stcp_page *pg, __u32 len,
+				       __u64 sum)
+{
+	__u32 words = len & ~3u, base, rest;
+
+	if (len > STCP_PAGE_SIZE)
+		return sum;
+	/* Whole 256-byte chunks at constant offsets, then one smaller. */
+	for (__u32 i = 0; i < STCP_PAGE_SIZE / 256; i++) {
+		if ((i + 1) * 256 > words)
+			break;
+		sum = bpf_csum_diff(NULL, 0, (__be32 *)&pg->data[i * 256], 256,
+				    sum);
+	}
+	base = words & ~255u;
+	rest = words & 252u;
+	asm volatile("" : "+r"(base));
+	base &= 0xf00;
+	if (rest)
+		sum = bpf_csum_diff(NULL, 0, (__be32 *)&pg->data[base], rest,
+				    sum);
+	/* The last 1-3 bytes, as little-endian 16-bit words. */
+	rest = len & 3u;
+	asm volatile("" : "+r"(words));
+	words &= 0xffc;
+	if (rest >= 1)
+		sum += pg->data[words];
+	if (rest >= 2)
+		sum += (__u32)pg->data[(words + 1) & 0xfff] << 8;
+	if (rest == 3)
+		sum += pg->data[(words + 2) & 0xfff];
+	return sum;
+}
+
+static __always_inline __u32 fold16(__u64 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u32)sum;
+}
+
+/* Copies len bytes of page pg_idx to the frame at off. */
+static __always_inline int store_page(struct xdp_md *ctx, __u32 off,
+				      __u32 pg_idx, __u32 len)
+{
+	struct stcp_page *pg;
+
+	if (!len)
+		return 0;
+	pg = bpf_map_lookup_elem(&stcp_pages, &pg_idx);
+	if (!pg || len > STCP_PAGE_SIZE)
+		return -1;
+	return bpf_xdp_store_bytes(ctx, off, pg->data, len);
+}
 
 /*
  * Turns the frame into the reply: headers written from scratch at fixed
@@ -323,13 +402,38 @@ static __noinline int emit_reply(struct xdp_md *ctx, const struct seg *s,
 		struct ipv6hdr v6;
 	} ih = {};
 	__u32 tcp[10] = {};
+	__be32 ph_tail[2] = {};
 	struct tcphdr *th = (struct tcphdr *)tcp;
-	__u32 tcplen = sizeof(struct tcphdr) + r->optlen;
+	__u32 thlen = sizeof(struct tcphdr) + r->optlen;
+	__u32 plen = r->hdr_len + r->body_len;
+	__u32 tcplen = thlen + plen;
 	__u32 iplen, frame_len, cur_len;
-	__u64 sum;
+	__u64 sum, psum = 0;
 
-	if (r->optlen > 20)
-		return -1;
+	if (r->optlen > 20 || r->hdr_len > STCP_PAGE_SIZE ||
+	    r->body_len > STCP_PAGE_SIZE)
+		return EMIT_ERR;
+	if (plen) {
+		struct stcp_page *pg;
+		__u32 idx = r->hdr_page, b;
+
+		pg = bpf_map_lookup_elem(&stcp_pages, &idx);
+		if (!pg)
+			return EMIT_ERR;
+		psum = fold16(csum_page(pg, r->hdr_len, 0));
+		if (r->body_len) {
+			idx = r->body_page;
+			pg = bpf_map_lookup_elem(&stcp_pages, &idx);
+			if (!pg)
+				return EMIT_ERR;
+			b = fold16(csum_page(pg, r->body_len, 0));
+			/* The body starts at an odd offset when the header
+			 * length is odd: its 16-bit sum is byte-swapped. */
+			if (r->hdr_len & 1)
+				b = ((b & 0xff) << 8) | (b >> 8);
+			psum += b;
+		}
+	}
 	__builtin_memcpy(eth.h_dest, s->eth_src, 6);
 	__builtin_memcpy(eth.h_source, s->eth_dst, 6);
 
@@ -337,7 +441,7 @@ static __noinline int emit_reply(struct xdp_md *ctx, const struct seg *s,
 	th->dest = s->flow.cport;
 	th->seq = bpf_htonl(r->seq);
 	th->ack_seq = bpf_htonl(r->ack);
-	th->doff = tcplen / 4;
+	th->doff = thlen / 4;
 	th->fin = !!(r->flags & TCP_FLAG_FIN);
 	th->syn = !!(r->flags & TCP_FLAG_SYN);
 	th->rst = !!(r->flags & TCP_FLAG_RST);
@@ -350,13 +454,10 @@ static __noinline int emit_reply(struct xdp_md *ctx, const struct seg *s,
 	tcp[8] = r->opts[3];
 	tcp[9] = r->opts[4];
 
+	/* The pseudo header: the addresses as they sit in the IP header just
+	 * built, then protocol and length. */
 	if (s->flow.family == STCP_AF_INET) {
 		struct iphdr *ip = &ih.v4;
-		struct {
-			__u32 saddr, daddr;
-			__u8 zero, proto;
-			__u16 len;
-		} ph = {};
 
 		iplen = sizeof(*ip);
 		ip->version = 4;
@@ -369,19 +470,12 @@ static __noinline int emit_reply(struct xdp_md *ctx, const struct seg *s,
 		ip->daddr = s->flow.caddr[0];
 		ip->check = csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)ip,
 						    sizeof(*ip), 0));
-		ph.saddr = ip->saddr;
-		ph.daddr = ip->daddr;
-		ph.proto = IPPROTO_TCP_;
-		ph.len = bpf_htons(tcplen);
-		sum = bpf_csum_diff(NULL, 0, (__be32 *)&ph, sizeof(ph), 0);
+		sum = bpf_csum_diff(NULL, 0, (__be32 *)&ip->saddr, 8, 0);
+		ph_tail[0] = bpf_htonl(IPPROTO_TCP_ << 16 | tcplen);
+		sum = bpf_csum_diff(NULL, 0, ph_tail, 4, sum);
 		eth.h_proto = bpf_htons(ETH_P_IP);
 	} else {
 		struct ipv6hdr *ip6 = &ih.v6;
-		struct {
-			__u32 saddr[4], daddr[4];
-			__u32 len;
-			__u32 nexthdr;
-		} ph = {};
 
 		iplen = sizeof(*ip6);
 		ip6->version = 6;
@@ -390,24 +484,28 @@ static __noinline int emit_reply(struct xdp_md *ctx, const struct seg *s,
 		ip6->hop_limit = REPLY_TTL;
 		__builtin_memcpy(&ip6->saddr, s->flow.saddr, 16);
 		__builtin_memcpy(&ip6->daddr, s->flow.caddr, 16);
-		__builtin_memcpy(ph.saddr, s->flow.saddr, 16);
-		__builtin_memcpy(ph.daddr, s->flow.caddr, 16);
-		ph.len = bpf_htonl(tcplen);
-		ph.nexthdr = bpf_htonl(IPPROTO_TCP_);
-		sum = bpf_csum_diff(NULL, 0, (__be32 *)&ph, sizeof(ph), 0);
+		sum = bpf_csum_diff(NULL, 0, (__be32 *)&ip6->saddr, 32, 0);
+		ph_tail[0] = bpf_htonl(tcplen);
+		ph_tail[1] = bpf_htonl(IPPROTO_TCP_);
+		sum = bpf_csum_diff(NULL, 0, ph_tail, 8, sum);
 		eth.h_proto = bpf_htons(ETH_P_IPV6);
 	}
-	sum = bpf_csum_diff(NULL, 0, (__be32 *)tcp, tcplen, sum);
-	th->check = csum_fold(sum);
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)tcp, thlen, sum);
+	th->check = csum_fold(sum + psum);
 
 	frame_len = sizeof(eth) + iplen + tcplen;
 	cur_len = bpf_xdp_get_buff_len(ctx);
 	if (bpf_xdp_adjust_tail(ctx, (int)frame_len - (int)cur_len))
-		return -1;
+		return frame_len > cur_len ? EMIT_TOO_BIG : EMIT_ERR;
 	if (bpf_xdp_store_bytes(ctx, 0, &eth, sizeof(eth)) ||
 	    bpf_xdp_store_bytes(ctx, sizeof(eth), &ih, iplen) ||
-	    bpf_xdp_store_bytes(ctx, sizeof(eth) + iplen, tcp, tcplen))
-		return -1;
+	    bpf_xdp_store_bytes(ctx, sizeof(eth) + iplen, tcp, thlen))
+		return EMIT_ERR;
+	if (store_page(ctx, sizeof(eth) + iplen + thlen, r->hdr_page,
+		       r->hdr_len) ||
+	    store_page(ctx, sizeof(eth) + iplen + thlen + r->hdr_len,
+		       r->body_page, r->body_len))
+		return EMIT_ERR;
 	return 0;
 }
 
@@ -507,11 +605,16 @@ static __noinline int handle_syn(struct xdp_md *ctx, struct seg *s,
 				      STCP_C_TX_SYNACK);
 }
 
+/* check_cookie() returns the result in the low bits and, for COOKIE_OK,
+ * the key slot and option byte that matched above them. */
 enum cookie_result {
 	COOKIE_BAD = 0,
 	COOKIE_OK = 1,
 	COOKIE_STALE = 2,
 };
+#define COOKIE_RES_MASK 0x3
+#define COOKIE_SLOT_SHIFT 8
+#define COOKIE_OPTS_SHIFT 16
 
 static __always_inline int mac_matches(__u64 h1, __u32 isn, int has_ts,
 				       __u32 tsecr)
@@ -559,7 +662,8 @@ static __noinline int check_cookie(const struct seg *s, __u32 isn, __u32 cisn,
 		h1 = stcp_handshake_mac(k->k0, k->k1, &s->flow, cisn, tick,
 					c.opts);
 		if (mac_matches(h1, isn, has_ts, tsecr))
-			return COOKIE_OK;
+			return COOKIE_OK | (slot << COOKIE_SLOT_SHIFT) |
+			       (c.opts << COOKIE_OPTS_SHIFT);
 		/* Only to tell stale from forged in the counters. */
 		h1 = stcp_handshake_mac(k->k0, k->k1, &s->flow, cisn, tick - 2,
 					c.opts);
@@ -567,6 +671,204 @@ static __noinline int check_cookie(const struct seg *s, __u32 isn, __u32 cisn,
 			return COOKIE_STALE;
 	}
 	return COOKIE_BAD;
+}
+
+/* The fixed error response for a parser status. */
+static __always_inline __u32 error_slot(__u32 status)
+{
+	switch (status) {
+	case 405:
+		return STCP_RESP_405;
+	case 414:
+		return STCP_RESP_414;
+	case STCP_HTTP_INCOMPLETE: /* a stateless server cannot join segments */
+	case 431:
+		return STCP_RESP_431;
+	default:
+		return STCP_RESP_400;
+	}
+}
+
+/* The response slot for a parsed request, or an error slot. */
+static __always_inline __u32 response_slot(struct stcp_http_req *req)
+{
+	struct stcp_obj *obj;
+
+	if (req->status != STCP_HTTP_OK)
+		return error_slot(req->status);
+	obj = bpf_map_lookup_elem(&stcp_objects, &req->key);
+	if (!obj) {
+		__builtin_memset(req->host, 0, sizeof(req->host));
+		obj = bpf_map_lookup_elem(&stcp_objects, &req->key);
+	}
+	if (!obj)
+		return STCP_RESP_404;
+	return obj->resp[STCP_V_200_CLOSE];
+}
+
+/*
+ * The first request of a connection (docs/PROTOCOL.md 6.2): answered with
+ * the whole response and our FIN in one segment, when it fits; the request
+ * is acknowledged by that segment only, so if it is lost the client's
+ * retransmission timer asks again.
+ */
+static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
+				     const struct tcp_opts *o, __u32 match)
+{
+	__u32 zero = 0, n, slot, opts = (match >> COOKIE_OPTS_SHIFT) & 0x7f;
+	struct stcp_http_scratch *sc;
+	struct req_scratch *rs;
+	struct stcp_resp *resp;
+	struct reply *r;
+	__u8 *ob;
+	int err;
+
+	/* Without a TSecr there is nowhere to carry the response slot. */
+	if (!o->has_ts)
+		return send_rst(ctx, s, STCP_C_DATA_REFUSED);
+	rs = bpf_map_lookup_elem(&stcp_req_scratch, &zero);
+	if (!rs)
+		return send_rst(ctx, s, STCP_C_DATA_REFUSED);
+	sc = &rs->http;
+	r = &rs->r;
+	__builtin_memset(r, 0, sizeof(*r));
+	ob = (__u8 *)r->opts;
+	n = s->payload_len;
+	if (n > STCP_HTTP_MAX_REQ)
+		n = STCP_HTTP_MAX_REQ;
+	if (n) {
+		__u32 m = n - 1;
+
+		/* 1..STCP_HTTP_MAX_REQ in a form the verifier follows. */
+		asm volatile("" : "+r"(m));
+		if (bpf_xdp_load_bytes(ctx, s->opt_off + s->opt_len, sc->buf,
+				       (m & (STCP_HTTP_MAX_REQ - 1)) + 1))
+			return send_rst(ctx, s, STCP_C_DATA_REFUSED);
+	}
+	stcp_http_parse(sc->buf, n, &sc->req);
+	slot = response_slot(&sc->req) & STCP_DTS_SLOT_MASK;
+	resp = bpf_map_lookup_elem(&stcp_resps, &slot);
+	if (!resp || !(resp->flags & STCP_RESP_VALID))
+		return send_rst(ctx, s, STCP_C_DATA_REFUSED);
+
+	r->hdr_page = resp->hdr_page;
+	r->hdr_len = resp->hdr_len;
+	if (sc->req.method != STCP_HTTP_HEAD) {
+		if (resp->body_len > STCP_PAGE_SIZE)
+			return send_rst(ctx, s, STCP_C_RESPONSE_TOO_BIG);
+		r->body_page = resp->body_page;
+		r->body_len = resp->body_len;
+	}
+	r->seq = s->ack;
+	/* The whole segment, and the client's FIN if it came with it. */
+	r->ack = s->seq + s->payload_len + !!(s->flags & TCP_FLAG_FIN);
+	r->flags = TCP_FLAG_ACK | TCP_FLAG_PSH | TCP_FLAG_FIN;
+	r->window = SYNACK_WINDOW;
+	ob[0] = TCPOPT_NOP;
+	ob[1] = TCPOPT_NOP;
+	ob[2] = TCPOPT_TIMESTAMP;
+	ob[3] = 10;
+	r->opts[1] = bpf_htonl(stcp_data_tsval(s->ack, 0, opts,
+					      match >> COOKIE_SLOT_SHIFT, slot));
+	r->opts[2] = bpf_htonl(o->tsval);
+	r->optlen = 12;
+	err = emit_reply(ctx, s, r);
+	if (err == EMIT_TOO_BIG)
+		return send_rst(ctx, s, STCP_C_RESPONSE_TOO_BIG);
+	if (err)
+		return finish(STCP_C_DROP_TX_FAILED, XDP_DROP);
+	count(STCP_C_TX_DATA);
+	return finish(STCP_C_REQUEST_ANSWERED, XDP_TX);
+}
+
+/*
+ * A segment after our single-segment response: its TSecr names the response
+ * slot and key, so ISN + 1 = ack - length - 1 exactly; the flow hash bits of
+ * that ISN and the TSecr's position field must agree. A FIN gets its ACK.
+ */
+static __noinline int handle_after_response(struct xdp_md *ctx,
+					    struct seg *s,
+					    const struct tcp_opts *o)
+{
+	__u32 slot = o->tsecr & STCP_DTS_SLOT_MASK, key_slot, total, isn1, f;
+	__u32 zero = 0;
+	struct req_scratch *rs;
+	struct stcp_resp *resp;
+	struct stcp_key *k;
+	struct reply *r;
+	__u8 *ob;
+
+	if (!o->has_ts || s->payload_len)
+		return -1;
+	resp = bpf_map_lookup_elem(&stcp_resps, &slot);
+	if (!resp || !(resp->flags & STCP_RESP_VALID))
+		return -1;
+	key_slot = (o->tsecr >> STCP_DTS_KEY_BIT) & 1;
+	k = bpf_map_lookup_elem(&stcp_keys, &key_slot);
+	if (!k || !k->valid)
+		return -1;
+	/* The response had the body, or only the header (HEAD): the ISN
+	 * implied by one of the two lengths must carry our flow hash and
+	 * stand in the TSecr's position field. */
+	f = (__u32)stcp_flow_hash(k->k0, k->k1, &s->flow) & STCP_TS_F_MASK;
+	total = resp->hdr_len + resp->body_len;
+	isn1 = s->ack - total - 1;
+	if (stcp_ts_pos(isn1) != o->tsecr >> STCP_TS_POS_SHIFT ||
+	    ((isn1 - 1) & STCP_TS_F_MASK) != f) {
+		total = resp->hdr_len;
+		isn1 = s->ack - total - 1;
+		if (stcp_ts_pos(isn1) != o->tsecr >> STCP_TS_POS_SHIFT ||
+		    ((isn1 - 1) & STCP_TS_F_MASK) != f)
+			return -1;
+	}
+	if (!(s->flags & TCP_FLAG_FIN))
+		return finish(STCP_C_RESPONSE_ACKED, XDP_DROP);
+
+	rs = bpf_map_lookup_elem(&stcp_req_scratch, &zero);
+	if (!rs)
+		return -1;
+	r = &rs->r;
+	__builtin_memset(r, 0, sizeof(*r));
+	ob = (__u8 *)r->opts;
+	r->seq = s->ack;
+	r->ack = s->seq + 1;
+	r->flags = TCP_FLAG_ACK;
+	r->window = SYNACK_WINDOW;
+	ob[0] = TCPOPT_NOP;
+	ob[1] = TCPOPT_NOP;
+	ob[2] = TCPOPT_TIMESTAMP;
+	ob[3] = 10;
+	r->opts[1] = bpf_htonl(stcp_tsval_at(o->tsecr, s->ack));
+	r->opts[2] = bpf_htonl(o->tsval);
+	r->optlen = 12;
+	return reply_or_count_failure(ctx, s, r, STCP_C_FIN_ANSWERED,
+				      STCP_C_TX_ACK);
+}
+
+/* FIN before any data. The SYN-ACK's cookie standing for ISN + 1 is
+ * PAWS-newer and still carries the MAC. */
+static __noinline int answer_close(struct xdp_md *ctx, struct seg *s,
+				   const struct tcp_opts *o)
+{
+	struct reply r = {};
+
+	r.seq = s->ack;
+	r.ack = s->seq + 1;
+	r.flags = TCP_FLAG_FIN | TCP_FLAG_ACK;
+	r.window = SYNACK_WINDOW;
+	if (o->has_ts) {
+		__u8 *ob = (__u8 *)r.opts;
+
+		ob[0] = TCPOPT_NOP;
+		ob[1] = TCPOPT_NOP;
+		ob[2] = TCPOPT_TIMESTAMP;
+		ob[3] = 10;
+		r.opts[1] = bpf_htonl(stcp_tsval_at(o->tsecr, s->ack));
+		r.opts[2] = bpf_htonl(o->tsval);
+		r.optlen = 12;
+	}
+	return reply_or_count_failure(ctx, s, &r, STCP_C_FIN_ANSWERED,
+				      STCP_C_TX_ACK);
 }
 
 /*
@@ -577,7 +879,7 @@ static __noinline int check_cookie(const struct seg *s, __u32 isn, __u32 cisn,
 static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 {
 	struct tcp_opts o = {};
-	__u32 ts_flag;
+	__u32 ts_flag, match;
 	int res;
 
 	if (!(s->flags & TCP_FLAG_ACK))
@@ -586,42 +888,22 @@ static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 		return finish(STCP_C_DROP_MALFORMED, XDP_DROP);
 	ts_flag = o.has_ts ? COOKIE_HAS_TS : 0;
 
-	res = check_cookie(s, s->ack - 1, s->seq - 1, o.tsecr, ts_flag);
+	match = check_cookie(s, s->ack - 1, s->seq - 1, o.tsecr, ts_flag);
+	res = match & COOKIE_RES_MASK;
 	if (res == COOKIE_OK) {
-		struct reply r = {};
-
 		if (s->payload_len)
-			return send_rst(ctx, s, STCP_C_DATA_REFUSED);
+			return handle_request(ctx, s, &o, match);
 		if (!(s->flags & TCP_FLAG_FIN))
 			return finish(STCP_C_HANDSHAKE_DONE, XDP_DROP);
-
-		/* FIN before any data. The SYN-ACK's cookie standing for
-		 * ISN + 1 is PAWS-newer and still carries the MAC. */
-		r.seq = s->ack;
-		r.ack = s->seq + 1;
-		r.flags = TCP_FLAG_FIN | TCP_FLAG_ACK;
-		r.window = SYNACK_WINDOW;
-		if (o.has_ts) {
-			__u8 *ob = (__u8 *)r.opts;
-			__u32 tsval = stcp_tsval_at(o.tsecr, s->ack);
-
-			ob[0] = TCPOPT_NOP;
-			ob[1] = TCPOPT_NOP;
-			ob[2] = TCPOPT_TIMESTAMP;
-			ob[3] = 10;
-			r.opts[1] = bpf_htonl(tsval);
-			r.opts[2] = bpf_htonl(o.tsval);
-			r.optlen = 12;
-		}
-		return reply_or_count_failure(ctx, s, &r, STCP_C_FIN_ANSWERED,
-					      STCP_C_TX_ACK);
+		return answer_close(ctx, s, &o);
 	}
 
 	/* The last ACK of a close, acknowledging our FIN. */
 	if (res == COOKIE_BAD && !s->payload_len &&
 	    !(s->flags & TCP_FLAG_FIN)) {
 		int res2 = check_cookie(s, s->ack - 2, s->seq - 2, o.tsecr,
-					ts_flag | COOKIE_CLOSE);
+					ts_flag | COOKIE_CLOSE) &
+			   COOKIE_RES_MASK;
 
 		if (res2 == COOKIE_OK)
 			return finish(STCP_C_HANDSHAKE_DONE, XDP_DROP);
@@ -629,6 +911,12 @@ static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 			res = COOKIE_STALE;
 	}
 
+	if (res == COOKIE_BAD) {
+		int after = handle_after_response(ctx, s, &o);
+
+		if (after >= 0)
+			return after;
+	}
 	return send_rst(ctx, s, res == COOKIE_STALE ? STCP_C_STALE_COOKIE :
 						      STCP_C_BAD_COOKIE);
 }

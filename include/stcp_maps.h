@@ -106,12 +106,17 @@ enum stcp_counter {
 	/* dispositions: ours, failed validation (answered with RST) */
 	STCP_C_BAD_COOKIE = 16,
 	STCP_C_STALE_COOKIE = 17,
-	STCP_C_DISP_END = 18,
+	/* dispositions: the data path */
+	STCP_C_REQUEST_ANSWERED = 18, /* response + FIN in one segment */
+	STCP_C_RESPONSE_TOO_BIG = 19, /* more than one segment: RST */
+	STCP_C_RESPONSE_ACKED = 20, /* client ACK after our response */
+	STCP_C_DISP_END = 21,
 	/* emitted frames */
-	STCP_C_TX_SYNACK = 18,
-	STCP_C_TX_RST = 19,
-	STCP_C_TX_ACK = 20,
-	STCP_C_MAX = 21,
+	STCP_C_TX_SYNACK = 21,
+	STCP_C_TX_RST = 22,
+	STCP_C_TX_ACK = 23,
+	STCP_C_TX_DATA = 24,
+	STCP_C_MAX = 25,
 };
 
 #define STCP_C_DISP_FIRST STCP_C_PASS_NON_IP
@@ -137,9 +142,13 @@ static const char *const stcp_counter_names[STCP_C_MAX] = {
 	[STCP_C_DROP_TX_FAILED] = "drop_tx_failed",
 	[STCP_C_BAD_COOKIE] = "bad_cookie",
 	[STCP_C_STALE_COOKIE] = "stale_cookie",
+	[STCP_C_REQUEST_ANSWERED] = "request_answered",
+	[STCP_C_RESPONSE_TOO_BIG] = "response_too_big",
+	[STCP_C_RESPONSE_ACKED] = "response_acked",
 	[STCP_C_TX_SYNACK] = "tx_synack",
 	[STCP_C_TX_RST] = "tx_rst",
 	[STCP_C_TX_ACK] = "tx_ack",
+	[STCP_C_TX_DATA] = "tx_data",
 };
 #endif
 

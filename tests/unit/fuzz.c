@@ -61,7 +61,7 @@ struct fuzz {
 	struct rng rng;
 	struct tcase *t;
 	long violations;
-	long n_pass, n_drop, n_tx, n_synack, n_rst, n_finack;
+	long n_pass, n_drop, n_tx, n_synack, n_rst, n_finack, n_data, n_ack;
 	long gen[16];
 	struct {
 		const char *fmt; /* the check that failed */
@@ -746,6 +746,37 @@ static void check_tx(struct fuzz *fz, const uint8_t *in, size_t len,
 		if ((in_flags & (PKT_TH_FIN | PKT_TH_ACK)) !=
 		    (PKT_TH_FIN | PKT_TH_ACK))
 			VIOL("FIN|ACK for input flags 0x%02x", in_flags);
+	} else if (v.flags == (PKT_TH_FIN | PKT_TH_PSH | PKT_TH_ACK)) {
+		/* A whole response: it acknowledges the whole request segment
+		 * (and its FIN) and starts at the client's ACK point. */
+		size_t doff = (size_t)(in[l4 + 12] >> 4) * 4;
+		size_t end = family == 4 ? 14 + (size_t)rd16(in + 16) :
+					   54 + (size_t)rd16(in + 18);
+		uint32_t in_plen = end > l4 + doff ? (uint32_t)(end - l4 - doff)
+						   : 0;
+
+		fz->n_data++;
+		if (!in_plen || !(in_flags & PKT_TH_ACK))
+			VIOL("response for an input without data (flags 0x%02x)",
+			     in_flags);
+		if (v.seq != in_ack ||
+		    v.ack != in_seq + in_plen + !!(in_flags & PKT_TH_FIN) ||
+		    v.window != 65535 || !v.payload_len)
+			VIOL("response seq 0x%08x ack 0x%08x window %u len %zu",
+			     v.seq, v.ack, v.window, v.payload_len);
+		/* The payload follows the options in the frame. */
+		if (v.opt + v.opt_len + 9 > out + out_len ||
+		    memcmp(v.opt + v.opt_len, "HTTP/1.1 ", 9))
+			VIOL("response payload does not start with a status "
+			     "line");
+		return;
+	} else if (v.flags == PKT_TH_ACK) {
+		/* Our ACK of the client's FIN after a response. */
+		fz->n_ack++;
+		if (v.seq != in_ack || v.ack != in_seq + 1 ||
+		    !(in_flags & PKT_TH_FIN))
+			VIOL("ACK seq 0x%08x ack 0x%08x for flags 0x%02x",
+			     v.seq, v.ack, in_flags);
 	} else {
 		VIOL("XDP_TX frame with TCP flags 0x%02x", v.flags);
 	}
@@ -771,14 +802,16 @@ int fuzz_run(uint64_t seed, long count, struct tcase *t)
 		STCP_C_PASS_FRAGMENT,
 	};
 	static const int tx_slots[] = {
-		STCP_C_SYN_ANSWERED, STCP_C_FIN_ANSWERED, STCP_C_DATA_REFUSED,
-		STCP_C_BAD_COOKIE,   STCP_C_STALE_COOKIE,
+		STCP_C_SYN_ANSWERED,	 STCP_C_FIN_ANSWERED,
+		STCP_C_DATA_REFUSED,	 STCP_C_BAD_COOKIE,
+		STCP_C_STALE_COOKIE,	 STCP_C_REQUEST_ANSWERED,
+		STCP_C_RESPONSE_TOO_BIG,
 	};
 	static const int drop_slots[] = {
 		STCP_C_HANDSHAKE_DONE, STCP_C_DROP_RST,
 		STCP_C_DROP_MALFORMED, STCP_C_DROP_FRAGMENT,
 		STCP_C_DROP_NO_KEY,    STCP_C_DROP_BAD_FLAGS,
-		STCP_C_DROP_TX_FAILED,
+		STCP_C_DROP_TX_FAILED, STCP_C_RESPONSE_ACKED,
 	};
 	static uint8_t in[PKT_MAX_FRAME], out[PKT_MAX_FRAME];
 	uint64_t before[STCP_C_MAX], after[STCP_C_MAX], d[STCP_C_MAX];
@@ -868,28 +901,36 @@ int fuzz_run(uint64_t seed, long count, struct tcase *t)
 	EXPECT(t, sum_slots(d, pass_slots, 5) == (uint64_t)fz.n_pass,
 	       "%ld XDP_PASS but pass_* slots sum to %llu", fz.n_pass,
 	       (unsigned long long)sum_slots(d, pass_slots, 5));
-	EXPECT(t, sum_slots(d, tx_slots, 5) == (uint64_t)fz.n_tx,
+	EXPECT(t, sum_slots(d, tx_slots, 7) == (uint64_t)fz.n_tx,
 	       "%ld XDP_TX but answered/refused/cookie slots sum to %llu",
-	       fz.n_tx, (unsigned long long)sum_slots(d, tx_slots, 5));
-	EXPECT(t, sum_slots(d, drop_slots, 7) == (uint64_t)fz.n_drop,
+	       fz.n_tx, (unsigned long long)sum_slots(d, tx_slots, 7));
+	EXPECT(t, sum_slots(d, drop_slots, 8) == (uint64_t)fz.n_drop,
 	       "%ld XDP_DROP but drop slots sum to %llu", fz.n_drop,
-	       (unsigned long long)sum_slots(d, drop_slots, 7));
+	       (unsigned long long)sum_slots(d, drop_slots, 8));
 	EXPECT(t,
 	       d[STCP_C_TX_SYNACK] == (uint64_t)fz.n_synack &&
 		       d[STCP_C_TX_RST] == (uint64_t)fz.n_rst &&
-		       d[STCP_C_TX_ACK] == (uint64_t)fz.n_finack,
-	       "emitted frames SYN-ACK %ld RST %ld FIN-ACK %ld, counters "
-	       "%llu %llu %llu",
-	       fz.n_synack, fz.n_rst, fz.n_finack,
+		       d[STCP_C_TX_ACK] == (uint64_t)(fz.n_finack + fz.n_ack) &&
+		       d[STCP_C_TX_DATA] == (uint64_t)fz.n_data,
+	       "emitted frames SYN-ACK %ld RST %ld FIN-ACK+ACK %ld data %ld, "
+	       "counters %llu %llu %llu %llu",
+	       fz.n_synack, fz.n_rst, fz.n_finack + fz.n_ack, fz.n_data,
 	       (unsigned long long)d[STCP_C_TX_SYNACK],
 	       (unsigned long long)d[STCP_C_TX_RST],
-	       (unsigned long long)d[STCP_C_TX_ACK]);
+	       (unsigned long long)d[STCP_C_TX_ACK],
+	       (unsigned long long)d[STCP_C_TX_DATA]);
 	/* The generator must reach every disposition a keyed instance can
 	 * reach, or the run proves less than it claims. */
 	if (count >= 20000) {
 		for (int i = STCP_C_DISP_FIRST; i < STCP_C_DISP_END; i++) {
+			/* Not reachable by this generator: no key is
+			 * missing, every frame can be shaped, and segments
+			 * after a response need the response's TSval (the
+			 * fixture tables cover those). */
 			if (i == STCP_C_DROP_NO_KEY ||
-			    i == STCP_C_DROP_TX_FAILED)
+			    i == STCP_C_DROP_TX_FAILED ||
+			    i == STCP_C_RESPONSE_TOO_BIG ||
+			    i == STCP_C_RESPONSE_ACKED)
 				continue;
 			EXPECT(t, d[i] > 0, "generator never reached %s",
 			       stcp_counter_names[i]);

@@ -392,6 +392,7 @@ int main(int argc, char **argv)
 	cases_run_all();
 	cache_run_all();
 	http_run_all(seed);
+	data_run_all();
 
 	if (fuzz_count > 0) {
 		char name[128];

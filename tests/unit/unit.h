@@ -109,6 +109,7 @@ void cache_run_all(void);
 /* The HTTP request parser (bpf/http.h) through its own test program, with
  * a 20,000-request fuzz from seed (http.c). */
 void http_run_all(uint64_t seed);
+void data_run_all(void);
 /* Returns the number of violations; prints the breakdown. */
 int fuzz_run(uint64_t seed, long count, struct tcase *t);
 
