@@ -311,6 +311,8 @@ struct reply {
 	__u32 hdr_len;
 	__u32 body_page;
 	__u32 body_len;
+	/* Write the headers and a struct tx_desc instead of the payload. */
+	__u32 defer;
 };
 
 /* Where a request is copied, parsed and answered: per CPU, never pinned.
@@ -326,6 +328,31 @@ struct {
 	__type(key, __u32);
 	__type(value, struct req_scratch);
 } stcp_req_scratch SEC(".maps");
+
+/*
+ * Page-sized copies for replies that do not fit the request's frame: stcpd
+ * fills both slots with the ingress interface and stcp_devmap_tx; a
+ * broadcast gives one clone with a whole page of room, and the original
+ * frame (the last slot), which cannot grow and drops itself.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct bpf_devmap_val);
+} stcp_tx_devmap SEC(".maps");
+
+/* What a deferred reply's frame carries after its final headers: where
+ * stcp_devmap_tx finds the payload. */
+struct tx_desc {
+	__u32 magic;
+	__u32 hdr_page;
+	__u32 hdr_len;
+	__u32 body_page;
+	__u32 body_len;
+	__u32 pad;
+};
+#define TX_DESC_MAGIC 0x73746370u
 
 #define EMIT_ERR 1 /* the reply could not be built */
 #define EMIT_TOO_BIG 2 /* the frame could not grow to the reply's size */
@@ -493,7 +520,8 @@ static __noinline int emit_reply(struct xdp_md *ctx, const struct seg *s,
 	sum = bpf_csum_diff(NULL, 0, (__be32 *)tcp, thlen, sum);
 	th->check = csum_fold(sum + psum);
 
-	frame_len = sizeof(eth) + iplen + tcplen;
+	frame_len = sizeof(eth) + iplen + thlen +
+		    (r->defer ? sizeof(struct tx_desc) : plen);
 	cur_len = bpf_xdp_get_buff_len(ctx);
 	if (bpf_xdp_adjust_tail(ctx, (int)frame_len - (int)cur_len))
 		return frame_len > cur_len ? EMIT_TOO_BIG : EMIT_ERR;
@@ -501,6 +529,20 @@ static __noinline int emit_reply(struct xdp_md *ctx, const struct seg *s,
 	    bpf_xdp_store_bytes(ctx, sizeof(eth), &ih, iplen) ||
 	    bpf_xdp_store_bytes(ctx, sizeof(eth) + iplen, tcp, thlen))
 		return EMIT_ERR;
+	if (r->defer) {
+		struct tx_desc d = {
+			.magic = TX_DESC_MAGIC,
+			.hdr_page = r->hdr_page,
+			.hdr_len = r->hdr_len,
+			.body_page = r->body_page,
+			.body_len = r->body_len,
+		};
+
+		return bpf_xdp_store_bytes(ctx, sizeof(eth) + iplen + thlen,
+					   &d, sizeof(d)) ?
+			       EMIT_ERR :
+			       0;
+	}
 	if (store_page(ctx, sizeof(eth) + iplen + thlen, r->hdr_page,
 		       r->hdr_len) ||
 	    store_page(ctx, sizeof(eth) + iplen + thlen + r->hdr_len,
@@ -673,6 +715,20 @@ static __noinline int check_cookie(const struct seg *s, __u32 isn, __u32 cisn,
 	return COOKIE_BAD;
 }
 
+/* The payload one segment may carry to this client, timestamps on. */
+static __always_inline __u32 seg_payload_max(const struct seg *s, __u32 opts)
+{
+	__u32 cls = opts & STCP_OPT_MSS_MASK, mss, ours;
+
+	mss = cls == 3 ? STCP_MSS_CLASS_3 :
+	      cls == 2 ? STCP_MSS_CLASS_2 :
+	      cls == 1 ? STCP_MSS_CLASS_1 :
+			 STCP_MSS_CLASS_0;
+	ours = s->flow.family == STCP_AF_INET ? STCP_DEFAULT_MSS_V4 :
+						STCP_DEFAULT_MSS_V6;
+	return (mss < ours ? mss : ours) - 12;
+}
+
 /* The fixed error response for a parser status. */
 static __always_inline __u32 error_slot(__u32 status)
 {
@@ -759,6 +815,10 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 		r->body_page = resp->body_page;
 		r->body_len = resp->body_len;
 	}
+	/* One segment: no larger than the client's MSS class allows, less
+	 * the timestamp option, and than our own MSS. */
+	if (r->hdr_len + r->body_len > seg_payload_max(s, opts))
+		return send_rst(ctx, s, STCP_C_RESPONSE_TOO_BIG);
 	r->seq = s->ack;
 	/* The whole segment, and the client's FIN if it came with it. */
 	r->ack = s->seq + s->payload_len + !!(s->flags & TCP_FLAG_FIN);
@@ -773,8 +833,20 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 	r->opts[2] = bpf_htonl(o->tsval);
 	r->optlen = 12;
 	err = emit_reply(ctx, s, r);
-	if (err == EMIT_TOO_BIG)
-		return send_rst(ctx, s, STCP_C_RESPONSE_TOO_BIG);
+	if (err == EMIT_TOO_BIG) {
+		struct bpf_devmap_val *dv;
+
+		/* Too big for this frame: a page-sized copy builds it. */
+		dv = bpf_map_lookup_elem(&stcp_tx_devmap, &zero);
+		if (!dv || !dv->ifindex)
+			return send_rst(ctx, s, STCP_C_RESPONSE_TOO_BIG);
+		r->defer = 1;
+		if (emit_reply(ctx, s, r))
+			return finish(STCP_C_DROP_TX_FAILED, XDP_DROP);
+		return finish(STCP_C_REQUEST_ANSWERED,
+			      bpf_redirect_map(&stcp_tx_devmap, 0,
+					       BPF_F_BROADCAST));
+	}
 	if (err)
 		return finish(STCP_C_DROP_TX_FAILED, XDP_DROP);
 	count(STCP_C_TX_DATA);
@@ -1074,4 +1146,42 @@ int stcp_xdp(struct xdp_md *ctx)
 		return handle_syn(ctx, &s, key, cfg);
 	}
 	return handle_ack(ctx, &s);
+}
+
+/*
+ * Runs on each copy of a deferred reply (stcp_tx_devmap): grows the frame
+ * from its final headers and descriptor to the whole reply and copies the
+ * payload in. Only a copy with room can; the other drops itself, so no copy
+ * depends on another or on any per-CPU state.
+ */
+SEC("xdp/devmap")
+int stcp_devmap_tx(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	__u32 off, iplen, plen;
+	struct tcphdr *th;
+	struct tx_desc d;
+
+	if ((void *)(eth + 1) > data_end)
+		return XDP_DROP;
+	iplen = eth->h_proto == bpf_htons(ETH_P_IPV6) ? 40 : 20;
+	th = data + sizeof(*eth) + iplen;
+	if ((void *)(th + 1) > data_end)
+		return XDP_DROP;
+	off = sizeof(*eth) + iplen + th->doff * 4;
+	if (off > 128 || bpf_xdp_load_bytes(ctx, off, &d, sizeof(d)) ||
+	    d.magic != TX_DESC_MAGIC)
+		return XDP_DROP;
+	if (d.hdr_len > STCP_PAGE_SIZE || d.body_len > STCP_PAGE_SIZE)
+		return XDP_DROP;
+	plen = d.hdr_len + d.body_len;
+	if (bpf_xdp_adjust_tail(ctx, (int)plen - (int)sizeof(d)))
+		return XDP_DROP;
+	if (store_page(ctx, off, d.hdr_page, d.hdr_len) ||
+	    store_page(ctx, off + d.hdr_len, d.body_page, d.body_len))
+		return XDP_DROP;
+	count(STCP_C_TX_DATA);
+	return XDP_PASS;
 }

@@ -830,6 +830,7 @@ static int create_maps(struct daemon *d)
 	if (err)
 		return err;
 	bpf_program__set_autoload(d->maps_obj->progs.stcp_xdp, false);
+	bpf_program__set_autoload(d->maps_obj->progs.stcp_devmap_tx, false);
 	err = stcp_bpf__load(d->maps_obj);
 	if (err) {
 		if (is_perm(err))
@@ -1028,6 +1029,35 @@ static void explain_attach_error(const struct daemon *d, int err)
 	log_err("cannot attach to %s (%s): %s", c->iface, mode, msg);
 }
 
+/*
+ * Both slots of stcp_tx_devmap name the interface and stcp_devmap_tx, so a
+ * reply too big for the request's frame is built in a page-sized copy
+ * (docs/PROTOCOL.md 6.2). Native mode only: in generic mode the copies share
+ * one buffer. Without it such replies are reset, which is also the outcome
+ * if this fails, so a failure is a warning.
+ */
+static void fill_tx_devmap(struct daemon *d)
+{
+	struct bpf_devmap_val v = { 0 };
+	int map_fd, err = 0;
+
+	if (d->cfg->generic) {
+		log_info("generic mode: replies larger than the request's "
+			 "frame are reset (no devmap copies)");
+		return;
+	}
+	map_fd = bpf_map__fd(d->prog_obj->maps.stcp_tx_devmap);
+	v.ifindex = d->cfg->ifindex;
+	v.bpf_prog.fd = bpf_program__fd(d->prog_obj->progs.stcp_devmap_tx);
+	for (__u32 k = 0; k < 2 && !err; k++)
+		if (bpf_map_update_elem(map_fd, &k, &v, BPF_ANY))
+			err = -errno;
+	if (err)
+		log_warn("cannot set up page-sized reply copies (%s): replies "
+			 "larger than the request's frame will be reset",
+			 strerror(-err));
+}
+
 static int attach(struct daemon *d)
 {
 	const struct config *c = d->cfg;
@@ -1055,6 +1085,7 @@ static int attach(struct daemon *d)
 		return err;
 	}
 	d->attached = true;
+	fill_tx_devmap(d);
 	if (bpf_obj_get_info_by_fd(bpf_program__fd(d->prog_obj->progs.stcp_xdp),
 				   &info, &len))
 		log_warn("cannot read the program id: %s", strerror(errno));
