@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # sudo make demo: builds a client and a server namespace joined by a veth
-# pair, starts stcpd on the server side, and lets real clients (Python, nc)
-# open and close connections to 198.18.0.1:80 and [2001:2::1]:80 while the
+# pair, starts stcpd on the server side with a small sample site, and lets
+# real clients (curl, wget, Python) fetch it over IPv4 and IPv6 while the
 # server kernel holds no socket at all. Cleans up after itself.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 . "$REPO/scripts/netns.sh"
 STCPD_LOG=$(mktemp /tmp/stcp-demo-stcpd.XXXXXX)
+SITE=$(mktemp -d /tmp/stcp-demo-site.XXXXXX)
 
 cleanup() {
 	set +e
 	topo_cleanup
 	rm -f "$STCPD_LOG"
+	rm -rf "$SITE"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
@@ -22,11 +24,47 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "topology: client ns $NS_C ($CLI4, $CLI6) <-> server ns $NS_S ($SRV4, $SRV6)"
 topo_up
-step "stcpd --iface $DEV_S --listen $SRV4:$PORT --listen [$SRV6]:$PORT"
-stcpd_start || { cat "$STCPD_LOG"; exit 1; }
+# A sample site: every response fits one segment (docs/PROTOCOL.md 6.2).
+mkdir -p "$SITE/css"
+cat >"$SITE/index.html" <<'HTML'
+<!doctype html><html><head><title>stcp</title>
+<link rel="stylesheet" href="/css/site.css"></head>
+<body><h1>Served by XDP, no socket anywhere</h1>
+<p>This page came from a BPF map, in one segment with the FIN.</p></body></html>
+HTML
+printf 'body { font-family: sans-serif; }\n' >"$SITE/css/site.css"
+printf 'stcp demo\n' >"$SITE/hello.txt"
+
+step "stcpd --iface $DEV_S --listen $SRV4:$PORT --listen [$SRV6]:$PORT --root $SITE"
+stcpd_start --root "$SITE" || { cat "$STCPD_LOG"; exit 1; }
 cat "$STCPD_LOG"
 
-step "real clients connect and close (Python sockets, nc)"
+step "real clients fetch the site"
+for url in "http://$SRV4/" "http://[$SRV6]/css/site.css"; do
+	echo "  curl $url"
+	in_c curl -sS -m 5 -D - "$url" | sed 's/^/    /'
+done
+in_c wget -q -T 5 -O "$SITE.wget" "http://$SRV4/hello.txt" &&
+	cmp -s "$SITE.wget" "$SITE/hello.txt" &&
+	echo "  wget http://$SRV4/hello.txt: identical to the file"
+rm -f "$SITE.wget"
+py_client "$SRV4" <<'PY'
+import http.client, sys, time
+t0 = time.perf_counter()
+n, ok = 500, 0
+for i in range(n):
+    c = http.client.HTTPConnection(sys.argv[1], 80, timeout=5)
+    c.request("GET", "/hello.txt")
+    r = c.getresponse()
+    ok += r.status == 200 and r.read() == b"stcp demo\n"
+    c.close()
+dt = time.perf_counter() - t0
+print(f"  python http.client: {ok}/{n} GETs, one connection each, {n / dt:.0f}/s")
+print(f"  curl /missing -> ", end="")
+PY
+in_c curl -s -m 5 -o /dev/null -w '%{http_code}\n' "http://$SRV4/missing"
+
+step "bare handshakes and closes (Python sockets, nc)"
 py_client "$SRV4" "$SRV6" "$PORT" <<'PY'
 import socket, sys, time
 srv4, srv6, port = sys.argv[1], sys.argv[2], int(sys.argv[3])

@@ -33,6 +33,38 @@ expect_err() {
 	log "$* -> $rc: $out"
 }
 
+# wire_capture_start: captures the service's traffic on the client veth.
+wire_capture_start() {
+	PCAP="$LOG_DIR/wire.pcap"
+	nsenter --net="/run/netns/$NS_C" dumpcap -q -i "$DEV_C" \
+		-f "tcp port $PORT" -w "$PCAP" >"$LOG_DIR/dumpcap.log" 2>&1 &
+	DUMPCAP=$!
+	PIDS+=("$DUMPCAP")
+	for _ in $(seq 50); do
+		grep -q 'Capturing on' "$LOG_DIR/dumpcap.log" 2>/dev/null && break
+		sleep 0.1
+	done
+}
+
+# wire_check MIN_SEGMENTS: stops the capture; every segment in both
+# directions must have valid IP and TCP checksums and parse cleanly.
+wire_check() {
+	local total bad
+	sleep 0.3
+	kill -INT "$DUMPCAP"
+	wait "$DUMPCAP" 2>/dev/null || true
+	total=$(tshark -r "$PCAP" 2>/dev/null | wc -l)
+	bad=$(tshark -r "$PCAP" -o ip.check_checksum:TRUE \
+		-o tcp.check_checksum:TRUE \
+		-Y 'ip.checksum.status == "Bad" || tcp.checksum.status == "Bad" || _ws.malformed || _ws.expert.severity >= "error"' \
+		2>/dev/null | wc -l)
+	log "capture: $total segments, $bad bad or malformed"
+	[ "$total" -ge "$1" ] || fail "capture too small ($total segments)"
+	[ "$bad" = 0 ] || fail "tshark flags $bad segments: $(tshark -r "$PCAP" \
+		-o tcp.check_checksum:TRUE -o ip.check_checksum:TRUE \
+		-Y 'ip.checksum.status == "Bad" || tcp.checksum.status == "Bad" || _ws.malformed' 2>/dev/null | head -3)"
+}
+
 cleanup() {
 	local rc=$? f
 	set +e

@@ -19,6 +19,7 @@ head -c 65536 /dev/urandom >"$ROOT/big.bin"
 
 topo_up
 stcpd_start --root "$ROOT"
+wire_capture_start
 
 served=0 reset=0 requests=0
 # try TOOL URL [FILE]: fetch; exit 0 must mean byte-identical to FILE
@@ -96,7 +97,7 @@ for f in edge.bin big.bin; do
 	[ "$rc" = 56 ] || fail "$f: curl exit $rc, want 56 (reset)"
 done
 
-sleep 0.3
+wire_check 500
 [ "$(in_s ss -Htan | wc -l)" = 0 ] || fail "server kernel holds sockets"
 answered=$(counter request_answered)
 big=$(counter response_too_big)
