@@ -18,7 +18,7 @@ set -euo pipefail
 
 DOC=${DOC:-docs/BENCHMARKS.md}
 BUILD=${BUILD:-build}
-SECTIONS=(machine handshake-bench)
+SECTIONS=(machine handshake-bench http-close)
 if [[ ${STCP_BENCH_EMIT:-0} == 1 ]]; then
 	SECTIONS+=(emit-bench)
 fi
@@ -123,6 +123,18 @@ section_handshake_bench() {
 	echo "$(date -u '+%Y-%m-%d')."
 	echo
 	"${cmd[@]}"
+}
+
+# 1 KB GETs, a new connection each, stcp against nginx on one topology.
+section_http_close() {
+	echo "Produced by \`scripts/bench_http.sh\` (run by \`scripts/bench.sh\`, from"
+	echo "\`sudo make bench\`) on kernel \`$(uname -r)\`, $(nproc) CPUs, $(date -u '+%Y-%m-%d'):"
+	echo "\`wrk -t2 -c64 -d5s -H 'Connection: close'\` from a client namespace"
+	echo "over a veth pair, for a 1024-byte file, nginx (\`worker_processes"
+	echo "auto\`, access log off) and stcp alternating twice in the same run; wrk"
+	echo "shares the same two CPUs. Any socket error or non-2xx fails the run."
+	echo
+	scripts/bench_http.sh
 }
 
 # Multi-segment emission (STCP_BENCH_EMIT=1): tests/bench/emit/run.sh makes
