@@ -354,6 +354,21 @@ struct tx_desc {
 };
 #define TX_DESC_MAGIC 0x73746370u
 
+/* The one option of every segment after the handshake: NOP NOP TS. */
+static __always_inline void set_ts_option(struct reply *r, __u32 tsval,
+					  __u32 tsecr)
+{
+	__u8 *ob = (__u8 *)r->opts;
+
+	ob[0] = TCPOPT_NOP;
+	ob[1] = TCPOPT_NOP;
+	ob[2] = TCPOPT_TIMESTAMP;
+	ob[3] = 10;
+	r->opts[1] = bpf_htonl(tsval);
+	r->opts[2] = bpf_htonl(tsecr);
+	r->optlen = 12;
+}
+
 #define EMIT_ERR 1 /* the reply could not be built */
 #define EMIT_TOO_BIG 2 /* the frame could not grow to the reply's size */
 
@@ -776,7 +791,6 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 	struct req_scratch *rs;
 	struct stcp_resp *resp;
 	struct reply *r;
-	__u8 *ob;
 	int err;
 
 	/* Without a TSecr there is nowhere to carry the response slot. */
@@ -788,7 +802,6 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 	sc = &rs->http;
 	r = &rs->r;
 	__builtin_memset(r, 0, sizeof(*r));
-	ob = (__u8 *)r->opts;
 	n = s->payload_len;
 	if (n > STCP_HTTP_MAX_REQ)
 		n = STCP_HTTP_MAX_REQ;
@@ -824,14 +837,10 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 	r->ack = s->seq + s->payload_len + !!(s->flags & TCP_FLAG_FIN);
 	r->flags = TCP_FLAG_ACK | TCP_FLAG_PSH | TCP_FLAG_FIN;
 	r->window = SYNACK_WINDOW;
-	ob[0] = TCPOPT_NOP;
-	ob[1] = TCPOPT_NOP;
-	ob[2] = TCPOPT_TIMESTAMP;
-	ob[3] = 10;
-	r->opts[1] = bpf_htonl(stcp_data_tsval(s->ack, 0, opts,
-					      match >> COOKIE_SLOT_SHIFT, slot));
-	r->opts[2] = bpf_htonl(o->tsval);
-	r->optlen = 12;
+	set_ts_option(r,
+		      stcp_data_tsval(s->ack, 0, opts,
+				      match >> COOKIE_SLOT_SHIFT, slot),
+		      o->tsval);
 	err = emit_reply(ctx, s, r);
 	if (err == EMIT_TOO_BIG) {
 		struct bpf_devmap_val *dv;
@@ -868,7 +877,6 @@ static __noinline int handle_after_response(struct xdp_md *ctx,
 	struct stcp_resp *resp;
 	struct stcp_key *k;
 	struct reply *r;
-	__u8 *ob;
 
 	if (!o->has_ts || s->payload_len)
 		return -1;
@@ -901,18 +909,11 @@ static __noinline int handle_after_response(struct xdp_md *ctx,
 		return -1;
 	r = &rs->r;
 	__builtin_memset(r, 0, sizeof(*r));
-	ob = (__u8 *)r->opts;
 	r->seq = s->ack;
 	r->ack = s->seq + 1;
 	r->flags = TCP_FLAG_ACK;
 	r->window = SYNACK_WINDOW;
-	ob[0] = TCPOPT_NOP;
-	ob[1] = TCPOPT_NOP;
-	ob[2] = TCPOPT_TIMESTAMP;
-	ob[3] = 10;
-	r->opts[1] = bpf_htonl(stcp_tsval_at(o->tsecr, s->ack));
-	r->opts[2] = bpf_htonl(o->tsval);
-	r->optlen = 12;
+	set_ts_option(r, stcp_tsval_at(o->tsecr, s->ack), o->tsval);
 	return reply_or_count_failure(ctx, s, r, STCP_C_FIN_ANSWERED,
 				      STCP_C_TX_ACK);
 }
@@ -928,17 +929,8 @@ static __noinline int answer_close(struct xdp_md *ctx, struct seg *s,
 	r.ack = s->seq + 1;
 	r.flags = TCP_FLAG_FIN | TCP_FLAG_ACK;
 	r.window = SYNACK_WINDOW;
-	if (o->has_ts) {
-		__u8 *ob = (__u8 *)r.opts;
-
-		ob[0] = TCPOPT_NOP;
-		ob[1] = TCPOPT_NOP;
-		ob[2] = TCPOPT_TIMESTAMP;
-		ob[3] = 10;
-		r.opts[1] = bpf_htonl(stcp_tsval_at(o->tsecr, s->ack));
-		r.opts[2] = bpf_htonl(o->tsval);
-		r.optlen = 12;
-	}
+	if (o->has_ts)
+		set_ts_option(&r, stcp_tsval_at(o->tsecr, s->ack), o->tsval);
 	return reply_or_count_failure(ctx, s, &r, STCP_C_FIN_ANSWERED,
 				      STCP_C_TX_ACK);
 }
