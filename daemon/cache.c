@@ -328,7 +328,6 @@ static int build_header(char *page, enum stcp_variant v,
 			     "Content-Type: %s\r\n"
 			     "ETag: %s\r\n"
 			     "Last-Modified: %s\r\n"
-			     "Accept-Ranges: bytes\r\n"
 			     "Connection: %s\r\n"
 			     "\r\n",
 			     m->size, m->type, m->etag, m->last_modified, conn);
