@@ -774,6 +774,13 @@ static __always_inline __u32 response_slot(struct stcp_http_req *req)
 	}
 	if (!obj)
 		return STCP_RESP_404;
+	/* RFC 9110 13.1.2: weak comparison; "*" matches any current entity.
+	 * A list of several tags hashes differently and gets the 200, which
+	 * is always a correct answer. */
+	if (req->has_inm &&
+	    (req->inm_star || req->if_none_match == obj->etag_hash ||
+	     req->if_none_match == obj->etag_weak_hash))
+		return obj->resp[STCP_V_304_CLOSE];
 	return obj->resp[STCP_V_200_CLOSE];
 }
 

@@ -34,6 +34,7 @@
 #include <bpf/bpf.h>
 
 #include "cache.h"
+#include "stcp_http.h"
 #include "common.h"
 
 #define NO_SLOT	     UINT32_MAX
@@ -479,6 +480,13 @@ static int store_file(struct stcp_cache *c, int fd, const struct stat *st,
 	}
 	f->obj.size = size;
 	f->obj.mtime = mtime_ns_of(st);
+	f->obj.etag_hash = stcp_http_hash(m.etag, strlen(m.etag));
+	{
+		char weak[sizeof(m.etag) + 2];
+
+		snprintf(weak, sizeof(weak), "W/%s", m.etag);
+		f->obj.etag_weak_hash = stcp_http_hash(weak, strlen(weak));
+	}
 	f->dev = (uint64_t)st->st_dev;
 	f->ino = (uint64_t)st->st_ino;
 	f->size = size;

@@ -113,6 +113,10 @@ struct stcp_obj {
 	__u32 resp[STCP_VARIANTS]; /* slots in stcp_resps, by variant */
 	__u64 size;		   /* body bytes */
 	__u64 mtime;		   /* the file's mtime, ns since the epoch */
+	/* stcp_http_hash() of the ETag as sent ("...") and of its weak form
+	 * (W/"..."): an If-None-Match equal to either gets the 304. */
+	__u64 etag_hash;
+	__u64 etag_weak_hash;
 };
 
 /* How long a replaced or deleted object's pages and slots stay untouched. */

@@ -89,6 +89,15 @@ for _ in 1 2 3; do
 	status_is 200 -I "http://$SRV4/small.txt"
 done
 
+# A conditional GET with the ETag curl was given gets 304, another tag 200.
+etag=$(in_c curl -sS -m 5 -I "http://$SRV4/small.txt" | tr -d '\r' |
+	awk -F': ' 'tolower($1) == "etag" { print $2 }')
+[ -n "$etag" ] || fail "no ETag in the HEAD response"
+status_is 304 -H "If-None-Match: $etag" "http://$SRV4/small.txt"
+status_is 304 -H "If-None-Match: W/$etag" "http://[$SRV6]/small.txt"
+status_is 200 -H 'If-None-Match: "other"' "http://$SRV4/small.txt"
+requests=$((requests + 1)) # the HEAD above
+
 # More than one segment: always a reset (curl exit 56), never a body.
 for f in edge.bin big.bin; do
 	rc=0

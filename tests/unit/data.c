@@ -140,7 +140,7 @@ static size_t slot_bytes(uint32_t slot, bool head, uint8_t *out, size_t cap)
 	return n + resp.body_len;
 }
 
-static uint32_t object_slot(const char *path)
+static uint32_t object_slot_v(const char *path, int variant)
 {
 	struct stcp_obj_key k;
 	struct stcp_obj o;
@@ -149,7 +149,12 @@ static uint32_t object_slot(const char *path)
 	snprintf(k.path, sizeof(k.path), "%s", path);
 	if (bpf_map_lookup_elem(unit_main.m.objects, &k, &o))
 		return ~0u;
-	return o.resp[STCP_V_200_CLOSE];
+	return o.resp[variant];
+}
+
+static uint32_t object_slot(const char *path)
+{
+	return object_slot_v(path, STCP_V_200_CLOSE);
 }
 
 static uint32_t key_slot(void)
@@ -306,6 +311,42 @@ static void case_status(const char *req, uint32_t slot, const char *what)
 	tc_report(&t);
 }
 
+/* If-None-Match: the stored ETag (strong or weak form) or "*" gets the
+ * 304 variant; another tag gets the 200. */
+static void case_inm(const char *label, const char *fmt, bool want_304)
+{
+	static char hdr[STCP_PAGE_SIZE + 1];
+	char name[128], etag[96], val[128], req[256];
+	uint32_t s200 = object_slot("/hello.txt");
+	uint32_t s304 = object_slot_v("/hello.txt", STCP_V_304_CLOSE);
+	struct tcase t = { 0 };
+	struct stcp_resp resp;
+	struct dconn c;
+	uint32_t tsval;
+
+	snprintf(name, sizeof(name), "data: If-None-Match %s -> %s", label,
+		 want_304 ? "304" : "200");
+	t.name = name;
+	if (s200 == ~0u || s304 == ~0u ||
+	    stcp_resp_read(unit_main.m.pages, unit_main.m.resps, s200, &resp,
+			   hdr) ||
+	    !stcp_hdr_field(hdr, "ETag", etag, sizeof(etag))) {
+		tc_fail(&t, "no cached /hello.txt with an ETag");
+		goto out;
+	}
+	snprintf(val, sizeof(val), fmt, etag);
+	snprintf(req, sizeof(req),
+		 "GET /hello.txt HTTP/1.1\r\nHost: a\r\nIf-None-Match: %s"
+		 "\r\n\r\n",
+		 val);
+	if (!dconn_open(&t, &c, 4, (uint16_t)(43000 + (label[0] & 0xff)),
+			true))
+		check_response(&t, &c, req, want_304 ? s304 : s200, false,
+			       &tsval);
+out:
+	tc_report(&t);
+}
+
 static void case_no_ts(void)
 {
 	struct tcase t = {
@@ -367,6 +408,10 @@ void data_run_all(void)
 		    "400");
 	case_status("GET / HTTP/1.1\r\nHost: a\r\n", STCP_RESP_431,
 		    "431 (request not complete in its segment)");
+	case_inm("with the ETag", "%s", true);
+	case_inm("with its weak form", "W/%s", true);
+	case_inm("*", "*", true);
+	case_inm("another tag", "\"nope\"", false);
 	case_no_ts();
 out:
 	if (loaded) {
