@@ -11,6 +11,7 @@
 #include "stcp_maps.h"
 #include "stcp_cache.h"
 #include "stcp_cookie.h"
+#include "stcp_tx.h"
 #include "http.h"
 
 #define ETH_P_IP 0x0800
@@ -25,7 +26,9 @@
 #define TCPOPT_MSS 2
 #define TCPOPT_WINDOW 3
 #define TCPOPT_SACK_PERM 4
+#define TCPOPT_SACK 5
 #define TCPOPT_TIMESTAMP 8
+#define MAX_SACK_BLOCKS 4
 
 #define TCP_FLAG_FIN 0x01
 #define TCP_FLAG_SYN 0x02
@@ -111,6 +114,7 @@ struct seg {
 	__u32 opt_off; /* offset of the TCP options from the frame start */
 	__u32 opt_len;
 	__u8 flags;
+	__u16 window; /* as sent, unscaled */
 };
 
 struct tcp_opts {
@@ -122,7 +126,103 @@ struct tcp_opts {
 	__u8 has_ws;
 	__u8 has_ts;
 	__u8 sack_ok;
+	__u8 nsack; /* SACK blocks, copied to stcp_req_scratch.sack */
 };
+
+struct reply {
+	__u32 seq;
+	__u32 ack;
+	__u8 flags;
+	__u16 window;
+	__u32 optlen; /* multiple of 4, at most 20 */
+	__u32 opts[5];
+	/* Payload: hdr_len bytes of page hdr_page, then body_len bytes of
+	 * page body_page (each within one page). */
+	__u32 hdr_page;
+	__u32 hdr_len;
+	__u32 body_page;
+	__u32 body_len;
+	/* The payload is in the frame already, after the headers to be
+	 * written; psum is its ones' complement sum. */
+	__u32 in_frame;
+	__u32 psum;
+};
+
+/* One SACK block, in segments of the response. */
+struct sack_seg {
+	__u32 lo;
+	__u32 hi;
+};
+
+/* What one data ACK says, decoded. */
+struct data_ack {
+	__u64 a;     /* response bytes acknowledged */
+	__u32 total; /* response bytes */
+	__u32 sz;    /* payload per segment */
+	__u32 nsegs;
+	__u32 j;     /* first segment not acknowledged */
+	__u32 t;     /* the segment whose TSval the ACK echoes */
+	__u32 rseg;  /* segments below the client's right edge */
+	__u32 opts;
+	__u32 isn1;
+};
+
+/* Per CPU, never pinned: where a request is copied and parsed, replies
+ * and transmit descriptors are built, and SACK blocks are kept, to keep the
+ * deepest call chain's stack small. */
+struct req_scratch {
+	struct stcp_http_scratch http;
+	struct reply r;
+	__u32 sack[2 * MAX_SACK_BLOCKS]; /* start, end; host order */
+	struct sack_seg sb[MAX_SACK_BLOCKS]; /* the same, decoded */
+	struct data_ack dk;
+	struct stcp_tx_desc tx;		 /* built by stcp_xdp */
+	struct stcp_tx_desc tx_in;	 /* read by stcp_devmap_tx */
+	struct tcp_opts o;		 /* handle_ack's */
+	struct seg seg;			 /* stcp_xdp's */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct req_scratch);
+} stcp_req_scratch SEC(".maps");
+
+static __always_inline struct req_scratch *scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&stcp_req_scratch, &zero);
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stcp_tx_state);
+} stcp_tx_state SEC(".maps");
+
+/*
+ * Page-sized copies (include/stcp_tx.h): stcpd fills every slot with the
+ * interface and stcp_devmap_tx. A broadcast through stcp_tx_dmN gives N
+ * clones, each with a page of room, and then the original frame.
+ */
+#define TX_DEVMAP(name, slots)                                \
+	struct {                                              \
+		__uint(type, BPF_MAP_TYPE_DEVMAP);            \
+		__uint(max_entries, slots);                   \
+		__type(key, __u32);                           \
+		__type(value, struct bpf_devmap_val);         \
+	} name SEC(".maps")
+
+TX_DEVMAP(stcp_tx_dm1, 2);
+TX_DEVMAP(stcp_tx_dm2, 3);
+TX_DEVMAP(stcp_tx_dm4, 5);
+TX_DEVMAP(stcp_tx_dm8, 9);
+TX_DEVMAP(stcp_tx_dm16, 17);
+TX_DEVMAP(stcp_tx_dm32, 33);
+TX_DEVMAP(stcp_tx_dm64, 65);
 
 static __always_inline void count(__u32 slot)
 {
@@ -165,6 +265,7 @@ struct opt_walk {
 	__u8 buf[64];
 	__u32 len;
 	__u32 i;
+	__u32 sack_at; /* offset of the first SACK block in buf */
 	struct tcp_opts o;
 };
 
@@ -214,6 +315,9 @@ static long walk_one_opt(__u32 n, struct opt_walk *w)
 		w->o.wscale = optb(w, i + 2);
 	} else if (kind == TCPOPT_SACK_PERM && olen == 2) {
 		w->o.sack_ok = 1;
+	} else if (kind == TCPOPT_SACK && olen >= 10 && (olen - 2) % 8 == 0) {
+		w->o.nsack = (olen - 2) / 8;
+		w->sack_at = i + 2;
 	} else if (kind == TCPOPT_TIMESTAMP && olen == 10) {
 		w->o.has_ts = 1;
 		w->o.tsval = optb32(w, i + 2);
@@ -264,6 +368,20 @@ static __noinline int load_tcp_opts(struct xdp_md *ctx,
 	}
 	bpf_loop(MAX_TCP_OPTLEN, walk_one_opt, &w, 0);
 	*o = w.o;
+	if (o->nsack) {
+		struct req_scratch *rs = scratch();
+
+		if (!rs || o->nsack > MAX_SACK_BLOCKS) {
+			o->nsack = 0;
+			return 0;
+		}
+		for (__u32 i = 0; i < MAX_SACK_BLOCKS; i++) {
+			if (i >= o->nsack)
+				break;
+			rs->sack[2 * i] = optb32(&w, w.sack_at + 8 * i);
+			rs->sack[2 * i + 1] = optb32(&w, w.sack_at + 8 * i + 4);
+		}
+	}
 	return 0;
 }
 
@@ -297,62 +415,6 @@ static __always_inline __u32 cookie_opts(const struct tcp_opts *o)
 	}
 	return opts;
 }
-
-struct reply {
-	__u32 seq;
-	__u32 ack;
-	__u8 flags;
-	__u16 window;
-	__u32 optlen; /* multiple of 4, at most 20 */
-	__u32 opts[5];
-	/* Payload: hdr_len bytes of page hdr_page, then body_len bytes of
-	 * page body_page (each within one page). */
-	__u32 hdr_page;
-	__u32 hdr_len;
-	__u32 body_page;
-	__u32 body_len;
-	/* Write the headers and a struct tx_desc instead of the payload. */
-	__u32 defer;
-};
-
-/* Where a request is copied, parsed and answered: per CPU, never pinned.
- * The reply lives here too, to keep the deepest call chain's stack small. */
-struct req_scratch {
-	struct stcp_http_scratch http;
-	struct reply r;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct req_scratch);
-} stcp_req_scratch SEC(".maps");
-
-/*
- * Page-sized copies for replies that do not fit the request's frame: stcpd
- * fills both slots with the ingress interface and stcp_devmap_tx; a
- * broadcast gives one clone with a whole page of room, and the original
- * frame (the last slot), which cannot grow and drops itself.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_DEVMAP);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__type(value, struct bpf_devmap_val);
-} stcp_tx_devmap SEC(".maps");
-
-/* What a deferred reply's frame carries after its final headers: where
- * stcp_devmap_tx finds the payload. */
-struct tx_desc {
-	__u32 magic;
-	__u32 hdr_page;
-	__u32 hdr_len;
-	__u32 body_page;
-	__u32 body_len;
-	__u32 pad;
-};
-#define TX_DESC_MAGIC 0x73746370u
 
 /* The one option of every segment after the handshake: NOP NOP TS. */
 static __always_inline void set_ts_option(struct reply *r, __u32 tsval,
@@ -455,7 +517,9 @@ static __noinline int emit_reply(struct xdp_md *ctx, const struct seg *s,
 	if (r->optlen > 20 || r->hdr_len > STCP_PAGE_SIZE ||
 	    r->body_len > STCP_PAGE_SIZE)
 		return EMIT_ERR;
-	if (plen) {
+	if (r->in_frame) {
+		psum = r->psum;
+	} else if (plen) {
 		struct stcp_page *pg;
 		__u32 idx = r->hdr_page, b;
 
@@ -535,8 +599,7 @@ static __noinline int emit_reply(struct xdp_md *ctx, const struct seg *s,
 	sum = bpf_csum_diff(NULL, 0, (__be32 *)tcp, thlen, sum);
 	th->check = csum_fold(sum + psum);
 
-	frame_len = sizeof(eth) + iplen + thlen +
-		    (r->defer ? sizeof(struct tx_desc) : plen);
+	frame_len = sizeof(eth) + iplen + thlen + plen;
 	cur_len = bpf_xdp_get_buff_len(ctx);
 	if (bpf_xdp_adjust_tail(ctx, (int)frame_len - (int)cur_len))
 		return frame_len > cur_len ? EMIT_TOO_BIG : EMIT_ERR;
@@ -544,20 +607,8 @@ static __noinline int emit_reply(struct xdp_md *ctx, const struct seg *s,
 	    bpf_xdp_store_bytes(ctx, sizeof(eth), &ih, iplen) ||
 	    bpf_xdp_store_bytes(ctx, sizeof(eth) + iplen, tcp, thlen))
 		return EMIT_ERR;
-	if (r->defer) {
-		struct tx_desc d = {
-			.magic = TX_DESC_MAGIC,
-			.hdr_page = r->hdr_page,
-			.hdr_len = r->hdr_len,
-			.body_page = r->body_page,
-			.body_len = r->body_len,
-		};
-
-		return bpf_xdp_store_bytes(ctx, sizeof(eth) + iplen + thlen,
-					   &d, sizeof(d)) ?
-			       EMIT_ERR :
-			       0;
-	}
+	if (r->in_frame)
+		return 0;
 	if (store_page(ctx, sizeof(eth) + iplen + thlen, r->hdr_page,
 		       r->hdr_len) ||
 	    store_page(ctx, sizeof(eth) + iplen + thlen + r->hdr_len,
@@ -784,26 +835,179 @@ static __always_inline __u32 response_slot(struct stcp_http_req *req)
 	return obj->resp[STCP_V_200_CLOSE];
 }
 
+/* The client's receive window in bytes (the option byte has its scale). */
+static __always_inline __u64 client_window(const struct seg *s, __u32 opts)
+{
+	__u32 code = stcp_opts_wscale_code(opts);
+
+	return (__u64)s->window << (code ? (code - 1) & 15 : 0);
+}
+
+/* Segments [0, n) lie wholly below the right edge a + win, or all of them
+ * when the last one does. */
+static __always_inline __u32 segs_below_edge(__u64 a, __u64 win, __u32 total,
+					     __u32 sz, __u32 nsegs)
+{
+	__u64 edge = a + win;
+
+	if (edge >= total)
+		return nsegs;
+	return (__u32)(edge / sz);
+}
+
+static __always_inline __u32 min_u32(__u32 a, __u32 b)
+{
+	return a < b ? a : b;
+}
+
+static __always_inline __u32 max_u32(__u32 a, __u32 b)
+{
+	return a > b ? a : b;
+}
+
+/* The parts of a transmit descriptor that every segment of one response
+ * to one client shares. */
+static __always_inline void tx_desc_init(struct stcp_tx_desc *d,
+					 const struct seg *s, __u32 isn1,
+					 __u32 ts_low)
+{
+	__builtin_memcpy(d->eth_dst, s->eth_src, 6);
+	__builtin_memcpy(d->eth_src, s->eth_dst, 6);
+	d->family = s->flow.family;
+	d->nseg = 0;
+	d->nranges = 0;
+	__builtin_memset(d->count, 0, sizeof(d->count));
+	d->flags = STCP_TX_F_CLOSE;
+	d->sport = s->flow.sport;
+	d->dport = s->flow.cport;
+	__builtin_memcpy(d->saddr, s->flow.saddr, 16);
+	__builtin_memcpy(d->daddr, s->flow.caddr, 16);
+	d->isn1 = isn1;
+	d->req_end = s->seq + s->payload_len + !!(s->flags & TCP_FLAG_FIN);
+	d->ts_low = ts_low;
+	d->window = SYNACK_WINDOW;
+}
+
+static __always_inline void tx_desc_resp(struct stcp_tx_desc *d,
+					 const struct stcp_resp *resp,
+					 __u32 total, __u32 sz)
+{
+	d->seg_size = sz;
+	d->total = total;
+	d->nsegs = (total + sz - 1) / sz;
+	d->hdr_page = resp->hdr_page;
+	d->hdr_len = resp->hdr_len;
+	d->body_page = resp->body_page;
+}
+
+/* Whether stcpd has set up the page-sized copies (native mode only). */
+static __always_inline int tx_copies_ready(void)
+{
+	__u32 zero = 0;
+	struct bpf_devmap_val *dv = bpf_map_lookup_elem(&stcp_tx_dm64, &zero);
+
+	return dv && dv->ifindex;
+}
+
 /*
- * The first request of a connection (docs/PROTOCOL.md 6.2): answered with
- * the whole response and our FIN in one segment, when it fits; the request
- * is acknowledged by that segment only, so if it is lost the client's
- * retransmission timer asks again.
+ * Replaces the frame by the descriptor and broadcasts it to the smallest
+ * devmap with enough clones (include/stcp_tx.h). Returns the XDP action, or
+ * -1 if the frame could not be reshaped.
+ */
+static __noinline int tx_broadcast(struct xdp_md *ctx, struct stcp_tx_desc *d)
+{
+	struct stcp_tx_state *st;
+	__u32 zero = 0, n = d->nseg;
+	int delta;
+
+	st = bpf_map_lookup_elem(&stcp_tx_state, &zero);
+	if (!st || !n || n > STCP_TX_MAX_SEGS)
+		return -1;
+	d->tag = ++st->tag;
+	d->magic = STCP_TX_MAGIC;
+	delta = (int)sizeof(*d) - (int)bpf_xdp_get_buff_len(ctx);
+	/* An ACK is shorter than the descriptor: grow into the headroom,
+	 * which XDP always has (fact 6: the tail may have none). */
+	if (delta > 0 && bpf_xdp_adjust_head(ctx, -delta))
+		return -1;
+	if (delta < 0 && bpf_xdp_adjust_tail(ctx, delta))
+		return -1;
+	d->ncopies = n == 1 ? 1 : n == 2 ? 2 : n <= 4 ? 4 : n <= 8 ? 8 :
+		     n <= 16 ? 16 : n <= 32 ? 32 : 64;
+	if (bpf_xdp_store_bytes(ctx, 0, d, sizeof(*d)))
+		return -1;
+	switch (d->ncopies) {
+	case 1:
+		return bpf_redirect_map(&stcp_tx_dm1, 0, BPF_F_BROADCAST);
+	case 2:
+		return bpf_redirect_map(&stcp_tx_dm2, 0, BPF_F_BROADCAST);
+	case 4:
+		return bpf_redirect_map(&stcp_tx_dm4, 0, BPF_F_BROADCAST);
+	case 8:
+		return bpf_redirect_map(&stcp_tx_dm8, 0, BPF_F_BROADCAST);
+	case 16:
+		return bpf_redirect_map(&stcp_tx_dm16, 0, BPF_F_BROADCAST);
+	case 32:
+		return bpf_redirect_map(&stcp_tx_dm32, 0, BPF_F_BROADCAST);
+	default:
+		return bpf_redirect_map(&stcp_tx_dm64, 0, BPF_F_BROADCAST);
+	}
+}
+
+/* Appends segments [first, first + n) to the descriptor's ranges, within
+ * STCP_TX_MAX_SEGS in all. */
+static __always_inline void tx_add_range(struct stcp_tx_desc *d, __u32 first,
+					 __u32 n)
+{
+	__u32 i = d->nranges, room = STCP_TX_MAX_SEGS - d->nseg;
+
+	if (!n || i >= STCP_TX_RANGES || d->nseg >= STCP_TX_MAX_SEGS)
+		return;
+	if (n > room)
+		n = room;
+	d->first[i] = first;
+	d->count[i] = n;
+	d->nseg += n;
+	d->nranges = i + 1;
+}
+
+static __always_inline int tx_send(struct xdp_md *ctx, struct stcp_tx_desc *d,
+				   __u32 disposition)
+{
+	int act = tx_broadcast(ctx, d);
+
+	if (act < 0)
+		return finish(STCP_C_DROP_TX_FAILED, XDP_DROP);
+	return finish(disposition, act);
+}
+
+/* Largest response served: the data TSval has 3 bits above the 24 that the
+ * acknowledgement number gives. */
+#define MAX_RESPONSE (1u << 27)
+
+/*
+ * The first request of a connection (docs/PROTOCOL.md 7.1). A response
+ * that fits one segment goes out with our FIN in the request's own frame
+ * when it has room; anything else goes out as page-sized copies: the first
+ * min(IW, window) segments now, the rest as the client's ACKs release them.
  */
 static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 				     const struct tcp_opts *o, __u32 match)
 {
-	__u32 zero = 0, n, slot, opts = (match >> COOKIE_OPTS_SHIFT) & 0x7f;
+	__u32 n, slot, opts = (match >> COOKIE_OPTS_SHIFT) & 0x7f, sz, ts_low;
+	__u32 key_slot = (match >> COOKIE_SLOT_SHIFT) & 1;
 	struct stcp_http_scratch *sc;
 	struct req_scratch *rs;
+	struct stcp_tx_desc *d;
 	struct stcp_resp *resp;
+	__u64 total;
 	struct reply *r;
 	int err;
 
 	/* Without a TSecr there is nowhere to carry the response slot. */
 	if (!o->has_ts)
 		return send_rst(ctx, s, STCP_C_DATA_REFUSED);
-	rs = bpf_map_lookup_elem(&stcp_req_scratch, &zero);
+	rs = scratch();
 	if (!rs)
 		return send_rst(ctx, s, STCP_C_DATA_REFUSED);
 	sc = &rs->http;
@@ -827,102 +1031,345 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 	if (!resp || !(resp->flags & STCP_RESP_VALID))
 		return send_rst(ctx, s, STCP_C_DATA_REFUSED);
 
-	r->hdr_page = resp->hdr_page;
-	r->hdr_len = resp->hdr_len;
-	if (sc->req.method != STCP_HTTP_HEAD) {
-		if (resp->body_len > STCP_PAGE_SIZE)
-			return send_rst(ctx, s, STCP_C_RESPONSE_TOO_BIG);
-		r->body_page = resp->body_page;
-		r->body_len = resp->body_len;
-	}
-	/* One segment: no larger than the client's MSS class allows, less
-	 * the timestamp option, and than our own MSS. */
-	if (r->hdr_len + r->body_len > seg_payload_max(s, opts))
+	sz = seg_payload_max(s, opts);
+	total = resp->hdr_len;
+	if (sc->req.method != STCP_HTTP_HEAD)
+		total += resp->body_len;
+	if (total > MAX_RESPONSE ||
+	    (sc->req.method == STCP_HTTP_HEAD && total > sz))
 		return send_rst(ctx, s, STCP_C_RESPONSE_TOO_BIG);
-	r->seq = s->ack;
-	/* The whole segment, and the client's FIN if it came with it. */
-	r->ack = s->seq + s->payload_len + !!(s->flags & TCP_FLAG_FIN);
-	r->flags = TCP_FLAG_ACK | TCP_FLAG_PSH | TCP_FLAG_FIN;
-	r->window = SYNACK_WINDOW;
-	set_ts_option(r,
-		      stcp_data_tsval(s->ack, 0, opts,
-				      match >> COOKIE_SLOT_SHIFT, slot),
-		      o->tsval);
-	err = emit_reply(ctx, s, r);
-	if (err == EMIT_TOO_BIG) {
-		struct bpf_devmap_val *dv;
+	ts_low = stcp_data_tsval(0, 0, opts, key_slot, slot) &
+		 ~(STCP_TS_POS_MASK << STCP_TS_POS_SHIFT);
 
-		/* Too big for this frame: a page-sized copy builds it. */
-		dv = bpf_map_lookup_elem(&stcp_tx_devmap, &zero);
-		if (!dv || !dv->ifindex)
-			return send_rst(ctx, s, STCP_C_RESPONSE_TOO_BIG);
-		r->defer = 1;
-		if (emit_reply(ctx, s, r))
+	if (total <= sz) {
+		r->hdr_page = resp->hdr_page;
+		r->hdr_len = resp->hdr_len;
+		r->body_page = resp->body_page;
+		r->body_len = (__u32)total - resp->hdr_len;
+		r->seq = s->ack;
+		/* The whole segment, and the client's FIN if it came with
+		 * it. */
+		r->ack = s->seq + s->payload_len + !!(s->flags & TCP_FLAG_FIN);
+		r->flags = TCP_FLAG_ACK | TCP_FLAG_PSH | TCP_FLAG_FIN;
+		r->window = SYNACK_WINDOW;
+		set_ts_option(r, ts_low | (stcp_ts_pos(s->ack)
+					   << STCP_TS_POS_SHIFT),
+			      o->tsval);
+		err = emit_reply(ctx, s, r);
+		if (!err) {
+			count(STCP_C_TX_DATA);
+			return finish(STCP_C_REQUEST_ANSWERED, XDP_TX);
+		}
+		if (err != EMIT_TOO_BIG)
 			return finish(STCP_C_DROP_TX_FAILED, XDP_DROP);
-		return finish(STCP_C_REQUEST_ANSWERED,
-			      bpf_redirect_map(&stcp_tx_devmap, 0,
-					       BPF_F_BROADCAST));
+		/* Too big for this frame: a page-sized copy builds it. */
+	} else if (!(opts & STCP_OPT_SACK)) {
+		/* Loss recovery without SACK needs the overflow state. */
+		return send_rst(ctx, s, STCP_C_DATA_REFUSED);
 	}
-	if (err)
-		return finish(STCP_C_DROP_TX_FAILED, XDP_DROP);
-	count(STCP_C_TX_DATA);
-	return finish(STCP_C_REQUEST_ANSWERED, XDP_TX);
+	if (!tx_copies_ready())
+		return send_rst(ctx, s, STCP_C_RESPONSE_TOO_BIG);
+
+	d = &rs->tx;
+	tx_desc_init(d, s, s->ack, ts_low);
+	tx_desc_resp(d, resp, (__u32)total, sz);
+	d->tsecr = o->tsval;
+	n = min_u32(min_u32(d->nsegs, STCP_IW),
+		    segs_below_edge(0, client_window(s, opts), d->total, sz,
+				    d->nsegs));
+	if (!n)
+		n = 1; /* a window below one segment: probe it with one */
+	tx_add_range(d, 0, n);
+	return tx_send(ctx, d, STCP_C_REQUEST_ANSWERED);
+}
+
+/* Sorts up to four blocks by start: a fixed network of compare-swaps. */
+static __always_inline void sort_blocks(struct sack_seg *b)
+{
+#define CSWAP(i, j)                                  \
+	if (b[j].lo < b[i].lo) {                     \
+		__u32 lo = b[i].lo, hi = b[i].hi;    \
+		b[i].lo = b[j].lo;                   \
+		b[i].hi = b[j].hi;                   \
+		b[j].lo = lo;                        \
+		b[j].hi = hi;                        \
+	}
+	CSWAP(0, 1)
+	CSWAP(2, 3)
+	CSWAP(0, 2)
+	CSWAP(1, 3)
+	CSWAP(1, 2)
+#undef CSWAP
+}
+
+/* Appends the segments of [from, stop) that no (sorted) block covers. */
+static __always_inline void add_holes(struct stcp_tx_desc *d,
+				      const struct sack_seg *b, __u32 from,
+				      __u32 stop)
+{
+	__u32 x = from;
+
+	for (__u32 i = 0; i < MAX_SACK_BLOCKS; i++) {
+		if (b[i].hi <= x || b[i].lo == b[i].hi)
+			continue;
+		if (b[i].lo >= stop)
+			break;
+		if (b[i].lo > x)
+			tx_add_range(d, x, b[i].lo - x);
+		x = b[i].hi;
+	}
+	if (x < stop)
+		tx_add_range(d, x, stop - x);
 }
 
 /*
- * A segment after our single-segment response: its TSecr names the response
- * slot and key, so ISN + 1 = ack - length - 1 exactly; the flow hash bits of
- * that ISN and the TSecr's position field must agree. A FIN gets its ACK.
+ * SACK recovery (section 7.4). The newest block (the client lists it first)
+ * grows by one segment per arrival: when it appears, the hole just below
+ * it is resent; every window's worth of arrivals after (about one round
+ * trip: what was resent is then known lost again), every hole below it;
+ * on a probe (the client's timer), every hole. One new segment goes out for
+ * every two SACKed (the halved window), to keep the ACK clock going.
  */
-static __noinline int handle_after_response(struct xdp_md *ctx,
-					    struct seg *s,
-					    const struct tcp_opts *o)
+static __noinline __u32 plan_sack(struct stcp_tx_desc *d,
+				  const struct data_ack *k, struct sack_seg *b,
+				  __u32 nb, __u32 probe)
 {
-	__u32 slot = o->tsecr & STCP_DTS_SLOT_MASK, key_slot, total, isn1, f;
-	__u32 zero = 0;
-	struct req_scratch *rs;
-	struct stcp_resp *resp;
-	struct stcp_key *k;
-	struct reply *r;
+	__u32 newest_lo = b[0].lo, m = b[0].hi - b[0].lo, sacked = 0, top = 0;
+	__u32 low = k->j, x;
 
-	if (!o->has_ts || s->payload_len)
-		return -1;
+	for (__u32 i = 0; i < MAX_SACK_BLOCKS; i++) {
+		if (i >= nb) {
+			b[i].lo = b[i].hi = 0xffffffffu; /* sorts last */
+			continue;
+		}
+		sacked += b[i].hi - b[i].lo;
+		top = max_u32(top, b[i].hi);
+		if (i > 0 && b[i].hi <= newest_lo)
+			low = max_u32(low, b[i].hi);
+	}
+	sort_blocks(b);
+	if (probe)
+		add_holes(d, b, k->j, top);
+	else if (m == 1)
+		add_holes(d, b, low, newest_lo);
+	else if ((m - 1) % stcp_cwnd(k->t) == 0)
+		add_holes(d, b, k->j, newest_lo);
+	if (d->nseg)
+		count(STCP_C_TX_RETRANS);
+	if (sacked >= 2 && !(sacked & 1)) {
+		x = stcp_release_end(k->t, k->nsegs) + sacked / 2 - 1;
+		if (x >= top && x < k->rseg && x < k->nsegs)
+			tx_add_range(d, x, 1);
+	}
+	return d->nseg;
+}
+
+/*
+ * ACK clocking without SACK blocks (section 7.3): the ACK stands for
+ * segments [t, j); what t's ACK released, f(t), is out already, unless the
+ * client's window held it back, in which case the window's edge then is
+ * estimated from the edge now (a window that grew faster than estimated
+ * leaves a gap that SACK recovery fills; slower, a few duplicates).
+ */
+static __always_inline __u32 plan_clock(struct stcp_tx_desc *d,
+					const struct data_ack *k, int probe)
+{
+	__u32 lo, hi, held;
+
+	if (probe) {
+		/* The client's retransmission timer fired: a lost tail, FIN
+		 * or window update. Go back to its ACK point. */
+		lo = k->j;
+		hi = k->rseg;
+	} else {
+		/* A Linux receiver grows its window by up to two segments
+		 * per segment received (tcp_grow_window), so the edge then
+		 * was at least the edge now less three times the advance. */
+		held = 3 * (k->j - k->t) + 1;
+		held = k->rseg > held ? k->rseg - held : 0;
+		lo = max_u32(k->j, min_u32(stcp_release_end(k->t, k->nsegs),
+					   held));
+		hi = min_u32(stcp_release_end(k->j, k->nsegs), k->rseg);
+	}
+	if (lo < hi)
+		tx_add_range(d, lo, hi - lo);
+	if (probe && d->nseg)
+		count(STCP_C_TX_RETRANS);
+	return d->nseg;
+}
+
+/*
+ * Decodes a segment after our response started (section 7.2): the TSecr
+ * names the response slot, key, MSS class, window scale and the offset bits
+ * above 24 of segment t; the flow hash under that key turns the ACK number
+ * into the offset acknowledged, which must be a segment boundary, the end,
+ * or the FIN. Returns 0 if it is ours.
+ */
+static __noinline int decode_data_ack(const struct seg *s,
+				      const struct tcp_opts *o,
+				      struct data_ack *k)
+{
+	__u32 tsecr = o->tsecr, slot = tsecr & STCP_DTS_SLOT_MASK;
+	__u32 key_slot = (tsecr >> STCP_DTS_KEY_BIT) & 1, f, alo, dist, back;
+	struct stcp_resp *resp;
+	struct stcp_key *key;
+	__s64 lo_off;
+	__u64 a, total;
+
 	resp = bpf_map_lookup_elem(&stcp_resps, &slot);
 	if (!resp || !(resp->flags & STCP_RESP_VALID))
 		return -1;
-	key_slot = (o->tsecr >> STCP_DTS_KEY_BIT) & 1;
-	k = bpf_map_lookup_elem(&stcp_keys, &key_slot);
-	if (!k || !k->valid)
+	key = bpf_map_lookup_elem(&stcp_keys, &key_slot);
+	if (!key || !key->valid)
 		return -1;
-	/* The response had the body, or only the header (HEAD): the ISN
-	 * implied by one of the two lengths must carry our flow hash and
-	 * stand in the TSecr's position field. */
-	f = (__u32)stcp_flow_hash(k->k0, k->k1, &s->flow) & STCP_TS_F_MASK;
+	f = (__u32)stcp_flow_hash(key->k0, key->k1, &s->flow) & STCP_TS_F_MASK;
+	alo = (s->ack - 1 - f) & STCP_TS_F_MASK;
+	/* How far back (in 1 KB blocks) the echoed segment starts. */
+	dist = (stcp_ts_pos(s->ack) - (tsecr >> STCP_TS_POS_SHIFT)) &
+	       STCP_TS_POS_MASK;
+	back = (s->ack & 1023) + (dist << 10);
+	a = (__u64)((tsecr >> STCP_DTS_HI_SHIFT) & STCP_DTS_HI_MASK) << 24 | alo;
+	/* Segment t starts in [a - back, a - back + 1024) and its offset has
+	 * the TSecr's bits 24-26: if that whole range lies below them, a is
+	 * in the next 16 MB. */
+	if (alo + 1023 < back)
+		a += 1u << 24;
+
+	k->opts = ((tsecr >> STCP_DTS_MSS_SHIFT) & STCP_OPT_MSS_MASK) |
+		  (((tsecr >> STCP_DTS_WS_SHIFT) & STCP_OPT_WS_MASK)
+		   << STCP_OPT_WS_SHIFT);
+	k->sz = seg_payload_max(s, k->opts);
 	total = resp->hdr_len + resp->body_len;
-	isn1 = s->ack - total - 1;
-	if (stcp_ts_pos(isn1) != o->tsecr >> STCP_TS_POS_SHIFT ||
-	    ((isn1 - 1) & STCP_TS_F_MASK) != f) {
+	if (total > MAX_RESPONSE)
+		return -1;
+	/* Boundaries of the GET response, or the end of a HEAD's. */
+	if (!(a <= total + 1 && (a == total || a == total + 1 || !(a % k->sz)))) {
 		total = resp->hdr_len;
-		isn1 = s->ack - total - 1;
-		if (stcp_ts_pos(isn1) != o->tsecr >> STCP_TS_POS_SHIFT ||
-		    ((isn1 - 1) & STCP_TS_F_MASK) != f)
+		if (a != total && a != total + 1)
 			return -1;
 	}
-	if (!(s->flags & TCP_FLAG_FIN))
-		return finish(STCP_C_RESPONSE_ACKED, XDP_DROP);
+	k->a = a;
+	k->total = (__u32)total;
+	k->isn1 = s->ack - (__u32)a;
+	k->nsegs = (k->total + k->sz - 1) / k->sz;
+	k->j = a >= total ? k->nsegs : (__u32)a / k->sz;
+	/* t: the segment starting in the echoed TSval's 1 KB block; if none
+	 * does (a peer we do not understand), assume the ACK is fresh. */
+	k->t = k->j;
+	lo_off = (__s64)a - back;
+	if (lo_off <= 0) {
+		if (lo_off > -1024)
+			k->t = 0;
+	} else {
+		__u32 tt = ((__u32)lo_off + k->sz - 1) / k->sz;
 
-	rs = bpf_map_lookup_elem(&stcp_req_scratch, &zero);
-	if (!rs)
+		if ((__s64)tt * k->sz < lo_off + 1024)
+			k->t = tt;
+	}
+	if (k->t > k->j)
+		k->t = k->j;
+	k->rseg = segs_below_edge(a, client_window(s, k->opts), k->total, k->sz,
+				  k->nsegs);
+	return 0;
+}
+
+/*
+ * SACK blocks of this ACK that name response data above the ACK point, as
+ * segments. A D-SACK (RFC 2883: a first block below the ACK point) is
+ * skipped, but if the duplicate it reports is one that this very ACK would
+ * release again, the ACK is a duplicate's echo and releasing would only
+ * loop: -1 then.
+ */
+static __always_inline int load_sack(const struct req_scratch *rs,
+				     const struct tcp_opts *o,
+				     const struct data_ack *k,
+				     struct sack_seg *b)
+{
+	__u32 nb = 0;
+
+	for (__u32 i = 0; i < MAX_SACK_BLOCKS; i++) {
+		__u32 lo, hi;
+
+		if (i >= o->nsack)
+			break;
+		lo = rs->sack[2 * i] - k->isn1;
+		hi = rs->sack[2 * i + 1] - k->isn1;
+		if (i == 0 && hi <= k->a) {
+			if (lo / k->sz >= stcp_release_end(k->t, k->nsegs))
+				return -1;
+			continue;
+		}
+		if (lo >= hi || lo < k->a || hi > k->total + 1)
+			continue;
+		b[nb & 3].lo = lo / k->sz;
+		b[nb & 3].hi = hi >= k->total ? k->nsegs : hi / k->sz;
+		nb++;
+	}
+	return nb;
+}
+
+/* What handle_data_ack() leaves to its caller, whose stack is shallower. */
+#define DATA_NOT_OURS -1
+#define DATA_ANSWER_FIN -2
+#define DATA_NO_COPIES -3
+
+/*
+ * A segment of a connection whose response has started: an ACK that
+ * releases more of it, a SACK that asks for holes, the rest of the request
+ * resent by the client's timer, or the close. Returns an XDP action or one
+ * of DATA_*.
+ */
+static __noinline int handle_data_ack(struct xdp_md *ctx, struct seg *s,
+				      const struct tcp_opts *o)
+{
+	struct req_scratch *rs = scratch();
+	struct stcp_tx_desc *d;
+	struct stcp_resp *resp;
+	struct data_ack *k;
+	__u32 n, disp, slot;
+	int nb;
+
+	if (!rs || !o->has_ts)
 		return -1;
-	r = &rs->r;
-	__builtin_memset(r, 0, sizeof(*r));
-	r->seq = s->ack;
-	r->ack = s->seq + 1;
-	r->flags = TCP_FLAG_ACK;
-	r->window = SYNACK_WINDOW;
-	set_ts_option(r, stcp_tsval_at(o->tsecr, s->ack), o->tsval);
-	return reply_or_count_failure(ctx, s, r, STCP_C_FIN_ANSWERED,
-				      STCP_C_TX_ACK);
+	k = &rs->dk;
+	__builtin_memset(k, 0, sizeof(*k));
+	if (decode_data_ack(s, o, k))
+		return -1;
+
+	if (k->a >= k->total) {
+		/* All of it arrived. The client's FIN gets its ACK. */
+		if (!(s->flags & TCP_FLAG_FIN))
+			return finish(STCP_C_RESPONSE_ACKED, XDP_DROP);
+		return DATA_ANSWER_FIN;
+	}
+	if (!tx_copies_ready())
+		return DATA_NO_COPIES;
+
+	slot = o->tsecr & STCP_DTS_SLOT_MASK;
+	resp = bpf_map_lookup_elem(&stcp_resps, &slot);
+	if (!resp)
+		return -1;
+	d = &rs->tx;
+	tx_desc_init(d, s, k->isn1,
+		     o->tsecr & ~(STCP_TS_POS_MASK << STCP_TS_POS_SHIFT |
+				  STCP_DTS_HI_MASK << STCP_DTS_HI_SHIFT));
+	tx_desc_resp(d, resp, k->total, k->sz);
+	d->tsecr = o->tsval;
+
+	nb = o->nsack ? load_sack(rs, o, k, rs->sb) : 0;
+	if (nb < 0)
+		return finish(STCP_C_DATA_DSACK, XDP_DROP);
+	if (nb > 0) {
+		n = plan_sack(d, k, rs->sb, nb, s->payload_len > 0);
+		disp = STCP_C_DATA_SACK;
+	} else {
+		n = plan_clock(d, k, s->payload_len > 0);
+		disp = s->payload_len ? STCP_C_DATA_PROBE :
+					STCP_C_DATA_ACK_RELEASED;
+	}
+	if (!n)
+		return finish(STCP_C_DATA_ACK_IDLE, XDP_DROP);
+	return tx_send(ctx, d, disp);
 }
 
 /* FIN before any data. The SYN-ACK's cookie standing for ISN + 1 is
@@ -942,6 +1389,23 @@ static __noinline int answer_close(struct xdp_md *ctx, struct seg *s,
 				      STCP_C_TX_ACK);
 }
 
+/* The client's FIN once it has all of our response: its ACK, with the
+ * TSval standing for the sequence number after our FIN. */
+static __noinline int answer_fin_after_response(struct xdp_md *ctx,
+						struct seg *s,
+						const struct tcp_opts *o)
+{
+	struct reply r = {};
+
+	r.seq = s->ack;
+	r.ack = s->seq + s->payload_len + 1;
+	r.flags = TCP_FLAG_ACK;
+	r.window = SYNACK_WINDOW;
+	set_ts_option(&r, stcp_tsval_at(o->tsecr, s->ack), o->tsval);
+	return reply_or_count_failure(ctx, s, &r, STCP_C_FIN_ANSWERED,
+				      STCP_C_TX_ACK);
+}
+
 /*
  * A segment that is not a SYN. Before any data has flowed, the client's
  * sequence and acknowledgement numbers still point at both ISNs: seq - 1 is
@@ -949,30 +1413,37 @@ static __noinline int answer_close(struct xdp_md *ctx, struct seg *s,
  */
 static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 {
-	struct tcp_opts o = {};
+	struct req_scratch *rs = scratch();
 	__u32 ts_flag, match;
+	struct tcp_opts *o;
 	int res;
 
 	if (!(s->flags & TCP_FLAG_ACK))
 		return finish(STCP_C_DROP_BAD_FLAGS, XDP_DROP);
-	if (load_tcp_opts(ctx, s, &o))
+	if (!rs)
 		return finish(STCP_C_DROP_MALFORMED, XDP_DROP);
-	ts_flag = o.has_ts ? COOKIE_HAS_TS : 0;
+	/* In the scratch map, not on the stack: the data path's call chain
+	 * is deep. */
+	o = &rs->o;
+	__builtin_memset(o, 0, sizeof(*o));
+	if (load_tcp_opts(ctx, s, o))
+		return finish(STCP_C_DROP_MALFORMED, XDP_DROP);
+	ts_flag = o->has_ts ? COOKIE_HAS_TS : 0;
 
-	match = check_cookie(s, s->ack - 1, s->seq - 1, o.tsecr, ts_flag);
+	match = check_cookie(s, s->ack - 1, s->seq - 1, o->tsecr, ts_flag);
 	res = match & COOKIE_RES_MASK;
 	if (res == COOKIE_OK) {
 		if (s->payload_len)
-			return handle_request(ctx, s, &o, match);
+			return handle_request(ctx, s, o, match);
 		if (!(s->flags & TCP_FLAG_FIN))
 			return finish(STCP_C_HANDSHAKE_DONE, XDP_DROP);
-		return answer_close(ctx, s, &o);
+		return answer_close(ctx, s, o);
 	}
 
 	/* The last ACK of a close, acknowledging our FIN. */
 	if (res == COOKIE_BAD && !s->payload_len &&
 	    !(s->flags & TCP_FLAG_FIN)) {
-		int res2 = check_cookie(s, s->ack - 2, s->seq - 2, o.tsecr,
+		int res2 = check_cookie(s, s->ack - 2, s->seq - 2, o->tsecr,
 					ts_flag | COOKIE_CLOSE) &
 			   COOKIE_RES_MASK;
 
@@ -983,10 +1454,14 @@ static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 	}
 
 	if (res == COOKIE_BAD) {
-		int after = handle_after_response(ctx, s, &o);
+		int after = handle_data_ack(ctx, s, o);
 
 		if (after >= 0)
 			return after;
+		if (after == DATA_ANSWER_FIN)
+			return answer_fin_after_response(ctx, s, o);
+		if (after == DATA_NO_COPIES)
+			return send_rst(ctx, s, STCP_C_RESPONSE_TOO_BIG);
 	}
 	return send_rst(ctx, s, res == COOKIE_STALE ? STCP_C_STALE_COOKIE :
 						      STCP_C_BAD_COOKIE);
@@ -1079,7 +1554,8 @@ int stcp_xdp(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
-	struct seg s = {};
+	struct req_scratch *rs;
+	struct seg *s;
 	__u32 l4_off = 0, l4_len = 0, disp, zero = 0, doff;
 	struct tcphdr *th;
 	struct stcp_cfg *cfg;
@@ -1087,13 +1563,20 @@ int stcp_xdp(struct xdp_md *ctx)
 	int frag = 0;
 
 	count(STCP_C_RX_PACKETS);
+	/* The parsed segment lives in the scratch map: the deepest call
+	 * chain (request, reply) needs the stack. */
+	rs = scratch();
+	if (!rs)
+		return finish(STCP_C_PASS_MALFORMED, XDP_PASS);
+	s = &rs->seg;
+	__builtin_memset(s, 0, sizeof(*s));
 	if ((void *)(eth + 1) > data_end)
 		return finish(STCP_C_PASS_MALFORMED, XDP_PASS);
 
 	if (eth->h_proto == bpf_htons(ETH_P_IP))
-		disp = parse_ipv4(data, data_end, &s, &l4_off, &l4_len, &frag);
+		disp = parse_ipv4(data, data_end, s, &l4_off, &l4_len, &frag);
 	else if (eth->h_proto == bpf_htons(ETH_P_IPV6))
-		disp = parse_ipv6(data, data_end, &s, &l4_off, &l4_len, &frag);
+		disp = parse_ipv6(data, data_end, s, &l4_off, &l4_len, &frag);
 	else
 		return finish(STCP_C_PASS_NON_IP, XDP_PASS);
 	if (disp)
@@ -1105,9 +1588,9 @@ int stcp_xdp(struct xdp_md *ctx)
 	th = data + l4_off;
 	if ((void *)(th + 1) > data_end || l4_len < sizeof(*th))
 		return finish(STCP_C_PASS_MALFORMED, XDP_PASS);
-	s.flow.cport = th->source;
-	s.flow.sport = th->dest;
-	if (!is_service(&s.flow))
+	s->flow.cport = th->source;
+	s->flow.sport = th->dest;
+	if (!is_service(&s->flow))
 		return finish(STCP_C_PASS_OTHER_DEST, XDP_PASS);
 
 	/* From here on the packet is ours: answer it or drop it, never pass
@@ -1118,68 +1601,258 @@ int stcp_xdp(struct xdp_md *ctx)
 	if (doff < sizeof(*th) || doff > l4_len)
 		return finish(STCP_C_DROP_MALFORMED, XDP_DROP);
 
-	__builtin_memcpy(s.eth_src, eth->h_source, 6);
-	__builtin_memcpy(s.eth_dst, eth->h_dest, 6);
-	s.seq = bpf_ntohl(th->seq);
-	s.ack = bpf_ntohl(th->ack_seq);
-	s.flags = ((__u8 *)th)[13];
-	s.opt_off = l4_off + sizeof(*th);
-	s.opt_len = doff - sizeof(*th);
-	s.payload_len = l4_len - doff;
+	__builtin_memcpy(s->eth_src, eth->h_source, 6);
+	__builtin_memcpy(s->eth_dst, eth->h_dest, 6);
+	s->seq = bpf_ntohl(th->seq);
+	s->ack = bpf_ntohl(th->ack_seq);
+	s->flags = ((__u8 *)th)[13];
+	s->opt_off = l4_off + sizeof(*th);
+	s->opt_len = doff - sizeof(*th);
+	s->payload_len = l4_len - doff;
+	s->window = bpf_ntohs(th->window);
 
-	if (s.flags & TCP_FLAG_RST)
+	if (s->flags & TCP_FLAG_RST)
 		return finish(STCP_C_DROP_RST, XDP_DROP);
 
 	cfg = bpf_map_lookup_elem(&stcp_cfg, &zero);
 	if (!cfg)
 		return finish(STCP_C_DROP_NO_KEY, XDP_DROP);
 
-	if (s.flags & TCP_FLAG_SYN) {
+	if (s->flags & TCP_FLAG_SYN) {
 		__u32 slot = cfg->key_cur & 1;
 
-		if (s.flags & (TCP_FLAG_ACK | TCP_FLAG_FIN))
+		if (s->flags & (TCP_FLAG_ACK | TCP_FLAG_FIN))
 			return finish(STCP_C_DROP_BAD_FLAGS, XDP_DROP);
 		key = bpf_map_lookup_elem(&stcp_keys, &slot);
 		if (!key || !key->valid)
 			return finish(STCP_C_DROP_NO_KEY, XDP_DROP);
-		return handle_syn(ctx, &s, key, cfg);
+		return handle_syn(ctx, s, key, cfg);
 	}
-	return handle_ack(ctx, &s);
+	return handle_ack(ctx, s);
+}
+
+/* Copies len bytes at offset q of page pidx to the frame at foff, in
+ * power-of-two pieces the verifier can bound (len and q + len at most one
+ * page). */
+static __always_inline int copy_piece(struct xdp_md *ctx, __u32 foff,
+				      __u32 pidx, __u32 q, __u32 len)
+{
+	struct stcp_page *pg;
+
+	if (!len)
+		return 0;
+	pg = bpf_map_lookup_elem(&stcp_pages, &pidx);
+	if (!pg || len > 2047 || q > STCP_PAGE_SIZE)
+		return -1;
+#define COPY_STEP(b)                                                        \
+	if (len & (b)) {                                                    \
+		if (q > STCP_PAGE_SIZE - (b) ||                             \
+		    bpf_xdp_store_bytes(ctx, foff, &pg->data[q], (b)))      \
+			return -1;                                          \
+		q += (b);                                                   \
+		foff += (b);                                                \
+	}
+	COPY_STEP(1024)
+	COPY_STEP(512)
+	COPY_STEP(256)
+	COPY_STEP(128)
+	COPY_STEP(64)
+	COPY_STEP(32)
+	COPY_STEP(16)
+	COPY_STEP(8)
+	COPY_STEP(4)
+	COPY_STEP(2)
+	COPY_STEP(1)
+#undef COPY_STEP
+	return 0;
+}
+
+/* Ones' complement sum of len bytes of the frame from start (even), as
+ * csum_partial() would compute it; -1 if they are not all there.
+ * bpf_csum_diff() takes at most 512 bytes at a time. */
+static __always_inline __s64 csum_frame(struct xdp_md *ctx, __u32 start,
+					__u32 len)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u64 sum = 0;
+	__u8 *p;
+
+	if (start > 128 || len > 2047)
+		return -1;
+	p = data + start;
+	for (__u32 i = 0; i < 8; i++) {
+		if (len < 256)
+			break;
+		if ((void *)(p + 256) > end)
+			return -1;
+		sum = bpf_csum_diff(NULL, 0, (__be32 *)p, 256, sum);
+		p += 256;
+		len -= 256;
+	}
+#define CSUM_STEP(b)                                                      \
+	if (len & (b)) {                                                  \
+		if ((void *)(p + (b)) > end)                              \
+			return -1;                                        \
+		sum = bpf_csum_diff(NULL, 0, (__be32 *)p, (b), sum);      \
+		p += (b);                                                 \
+	}
+	CSUM_STEP(128)
+	CSUM_STEP(64)
+	CSUM_STEP(32)
+	CSUM_STEP(16)
+	CSUM_STEP(8)
+	CSUM_STEP(4)
+#undef CSUM_STEP
+	/* The last 1-3 bytes, as little-endian 16-bit words. */
+	if (len & 2) {
+		if ((void *)(p + 2) > end)
+			return -1;
+		sum += p[0] | (__u32)p[1] << 8;
+		p += 2;
+	}
+	if (len & 1) {
+		if ((void *)(p + 1) > end)
+			return -1;
+		sum += p[0];
+	}
+	return fold16(sum);
+}
+
+/* Response bytes [off, off + len) to the frame at foff: the header page,
+ * then the body's pages (a segment spans at most two). */
+static __always_inline int copy_payload(struct xdp_md *ctx, __u32 foff,
+					const struct stcp_tx_desc *d, __u32 off,
+					__u32 len)
+{
+	__u32 n1 = 0, n2, bo, q, pg;
+
+	if (off < d->hdr_len) {
+		n1 = min_u32(len, d->hdr_len - off);
+		if (copy_piece(ctx, foff, d->hdr_page, off, n1))
+			return -1;
+	}
+	if (len <= n1)
+		return 0;
+	bo = off + n1 - d->hdr_len;
+	pg = d->body_page + (bo >> 12);
+	q = bo & (STCP_PAGE_SIZE - 1);
+	n2 = min_u32(len - n1, STCP_PAGE_SIZE - q);
+	if (copy_piece(ctx, foff + n1, pg, q, n2))
+		return -1;
+	if (len > n1 + n2 &&
+	    copy_piece(ctx, foff + n1 + n2, pg + 1, 0, len - n1 - n2))
+		return -1;
+	return 0;
+}
+
+/* The broadcast's original, last, frame: the small frame no host accepts
+ * that makes the devmap code signal the device (include/stcp_tx.h). */
+static __always_inline int flush_frame(struct xdp_md *ctx,
+				       const struct stcp_tx_desc *d)
+{
+	struct ethhdr eth;
+
+	if (bpf_xdp_adjust_tail(ctx, STCP_TX_KICK_LEN - (int)sizeof(*d)))
+		return XDP_DROP;
+	__builtin_memcpy(eth.h_dest, d->eth_src, 6);
+	__builtin_memcpy(eth.h_source, d->eth_src, 6);
+	eth.h_proto = bpf_htons(STCP_TX_KICK_ETHERTYPE);
+	if (bpf_xdp_store_bytes(ctx, 0, &eth, sizeof(eth)))
+		return XDP_DROP;
+	count(STCP_C_TX_FLUSH);
+	return XDP_PASS;
 }
 
 /*
- * Runs on each copy of a deferred reply (stcp_tx_devmap): grows the frame
- * from its final headers and descriptor to the whole reply and copies the
- * payload in. Only a copy with room can; the other drops itself, so no copy
- * depends on another or on any per-CPU state.
+ * Runs on each copy of a transmit descriptor (include/stcp_tx.h): copy k of
+ * a broadcast becomes the k-th segment of its ranges. The copies of one broadcast
+ * run in order on the CPU that made it, so a per-CPU count numbers them;
+ * copies past nseg, and the original frame (last), drop themselves.
  */
 SEC("xdp/devmap")
 int stcp_devmap_tx(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	__u32 off, iplen, plen;
-	struct tcphdr *th;
-	struct tx_desc d;
+	struct stcp_tx_state *st;
+	struct stcp_tx_desc *d;
+	struct req_scratch *rs;
+	__u32 zero = 0, k, off, len, hoff, last, seq;
+	struct seg sg = {};
+	struct reply *r;
+	__s64 psum;
 
-	if ((void *)(eth + 1) > data_end)
+	rs = scratch();
+	st = bpf_map_lookup_elem(&stcp_tx_state, &zero);
+	if (!rs || !st)
 		return XDP_DROP;
-	iplen = eth->h_proto == bpf_htons(ETH_P_IPV6) ? 40 : 20;
-	th = data + sizeof(*eth) + iplen;
-	if ((void *)(th + 1) > data_end)
+	d = &rs->tx_in;
+	if (bpf_xdp_get_buff_len(ctx) != sizeof(*d) ||
+	    bpf_xdp_load_bytes(ctx, 0, d, sizeof(*d)) ||
+	    d->magic != STCP_TX_MAGIC)
 		return XDP_DROP;
-	off = sizeof(*eth) + iplen + th->doff * 4;
-	if (off > 128 || bpf_xdp_load_bytes(ctx, off, &d, sizeof(d)) ||
-	    d.magic != TX_DESC_MAGIC)
+	if (st->seen != d->tag) {
+		st->seen = d->tag;
+		st->k = 0;
+	} else {
+		st->k++;
+	}
+	k = st->k;
+	if (k == d->ncopies)
+		return flush_frame(ctx, d);
+	if (k >= d->nseg || k >= STCP_TX_MAX_SEGS)
 		return XDP_DROP;
-	if (d.hdr_len > STCP_PAGE_SIZE || d.body_len > STCP_PAGE_SIZE)
+	off = 0xffffffffu;
+	for (__u32 i = 0; i < STCP_TX_RANGES; i++) {
+		if (k < d->count[i]) {
+			off = (d->first[i] + k) * d->seg_size;
+			break;
+		}
+		k -= d->count[i];
+	}
+	if (off >= d->total || !d->seg_size || d->seg_size > 1500)
 		return XDP_DROP;
-	plen = d.hdr_len + d.body_len;
-	if (bpf_xdp_adjust_tail(ctx, (int)plen - (int)sizeof(d)))
+	len = min_u32(d->seg_size, d->total - off);
+	hoff = sizeof(struct ethhdr) +
+	       (d->family == STCP_AF_INET ? sizeof(struct iphdr) :
+					    sizeof(struct ipv6hdr)) +
+	       sizeof(struct tcphdr) + 12;
+	if (bpf_xdp_adjust_tail(ctx, (int)(hoff + len) - (int)sizeof(*d)))
 		return XDP_DROP;
-	if (store_page(ctx, off, d.hdr_page, d.hdr_len) ||
-	    store_page(ctx, off + d.hdr_len, d.body_page, d.body_len))
+	if (copy_payload(ctx, hoff, d, off, len))
+		return XDP_DROP;
+	psum = csum_frame(ctx, hoff, len);
+	if (psum < 0)
+		return XDP_DROP;
+
+	sg.flow.family = d->family;
+	sg.flow.sport = d->sport;
+	sg.flow.cport = d->dport;
+	__builtin_memcpy(sg.flow.saddr, d->saddr, 16);
+	__builtin_memcpy(sg.flow.caddr, d->daddr, 16);
+	__builtin_memcpy(sg.eth_src, d->eth_dst, 6);
+	__builtin_memcpy(sg.eth_dst, d->eth_src, 6);
+
+	r = &rs->r;
+	__builtin_memset(r, 0, sizeof(*r));
+	last = off + len == d->total;
+	seq = d->isn1 + off;
+	r->seq = seq;
+	r->ack = d->req_end -
+		 (last ? 0 : stcp_ack_lag(off / d->seg_size, d->nsegs));
+	r->flags = TCP_FLAG_ACK;
+	if (last)
+		r->flags |= TCP_FLAG_PSH |
+			    (d->flags & STCP_TX_F_CLOSE ? TCP_FLAG_FIN : 0);
+	r->window = d->window;
+	set_ts_option(r,
+		      d->ts_low | stcp_ts_pos(seq) << STCP_TS_POS_SHIFT |
+			      ((off >> 24) & STCP_DTS_HI_MASK)
+				      << STCP_DTS_HI_SHIFT,
+		      d->tsecr);
+	r->in_frame = 1;
+	r->hdr_len = len;
+	r->psum = (__u32)psum;
+	if (emit_reply(ctx, &sg, r))
 		return XDP_DROP;
 	count(STCP_C_TX_DATA);
 	return XDP_PASS;

@@ -70,14 +70,18 @@ static void counters(FILE *f, const uint64_t *c)
 	family(f, "stcp_packets_total", "counter",
 	       "Packets by what the XDP program did with them; each packet "
 	       "counts under exactly one disposition.");
-	for (int i = STCP_C_DISP_FIRST; i < STCP_C_DISP_END; i++)
-		fprintf(f, "stcp_packets_total{disposition=\"%s\"} %llu\n",
-			stcp_counter_names[i], (unsigned long long)c[i]);
+	for (int i = 0; i < STCP_C_MAX; i++)
+		if (stcp_counter_is_disposition(i))
+			fprintf(f,
+				"stcp_packets_total{disposition=\"%s\"} %llu\n",
+				stcp_counter_names[i], (unsigned long long)c[i]);
 	family(f, "stcp_tx_frames_total", "counter",
 	       "Frames the XDP program sent back, by kind.");
-	for (int i = STCP_C_DISP_END; i < STCP_C_MAX; i++) {
+	for (int i = STCP_C_TX_SYNACK; i < STCP_C_MAX; i++) {
 		const char *name = stcp_counter_names[i];
 
+		if (stcp_counter_is_disposition(i))
+			continue;
 		/* "tx_synack" -> kind="synack" */
 		if (!strncmp(name, "tx_", 3))
 			name += 3;

@@ -1030,31 +1030,45 @@ static void explain_attach_error(const struct daemon *d, int err)
 }
 
 /*
- * Both slots of stcp_tx_devmap name the interface and stcp_devmap_tx, so a
- * reply too big for the request's frame is built in a page-sized copy
- * (docs/PROTOCOL.md 6.2). Native mode only: in generic mode the copies share
- * one buffer. Without it such replies are reset, which is also the outcome
- * if this fails, so a failure is a warning.
+ * Every slot of stcp_tx_dm1..64 names the interface and stcp_devmap_tx, so
+ * a broadcast through one of them makes the page-sized copies that become
+ * data segments (include/stcp_tx.h). Native mode only: in generic mode the
+ * copies share one buffer. Without them only responses that fit the
+ * request's frame are served (the rest are reset), which is also the
+ * outcome if this fails, so a failure is a warning.
  */
-static void fill_tx_devmap(struct daemon *d)
+static void fill_tx_devmaps(struct daemon *d)
 {
+	struct bpf_map *maps[] = {
+		d->prog_obj->maps.stcp_tx_dm1, d->prog_obj->maps.stcp_tx_dm2,
+		d->prog_obj->maps.stcp_tx_dm4, d->prog_obj->maps.stcp_tx_dm8,
+		d->prog_obj->maps.stcp_tx_dm16, d->prog_obj->maps.stcp_tx_dm32,
+		/* last: the fast path takes this one being filled to mean
+		 * all are */
+		d->prog_obj->maps.stcp_tx_dm64,
+	};
 	struct bpf_devmap_val v = { 0 };
-	int map_fd, err = 0;
+	int err = 0;
 
 	if (d->cfg->generic) {
-		log_info("generic mode: replies larger than the request's "
-			 "frame are reset (no devmap copies)");
+		log_info("generic mode: only responses that fit the request's "
+			 "frame are served (no devmap copies)");
 		return;
 	}
-	map_fd = bpf_map__fd(d->prog_obj->maps.stcp_tx_devmap);
 	v.ifindex = d->cfg->ifindex;
 	v.bpf_prog.fd = bpf_program__fd(d->prog_obj->progs.stcp_devmap_tx);
-	for (__u32 k = 0; k < 2 && !err; k++)
-		if (bpf_map_update_elem(map_fd, &k, &v, BPF_ANY))
-			err = -errno;
+	for (size_t m = 0; m < sizeof(maps) / sizeof(maps[0]) && !err; m++) {
+		int fd = bpf_map__fd(maps[m]);
+
+		for (__u32 k = 0; k < bpf_map__max_entries(maps[m]) && !err;
+		     k++)
+			if (bpf_map_update_elem(fd, &k, &v, BPF_ANY))
+				err = -errno;
+	}
 	if (err)
-		log_warn("cannot set up page-sized reply copies (%s): replies "
-			 "larger than the request's frame will be reset",
+		log_warn("cannot set up page-sized segment copies (%s): only "
+			 "responses that fit the request's frame will be "
+			 "served",
 			 strerror(-err));
 }
 
@@ -1085,7 +1099,7 @@ static int attach(struct daemon *d)
 		return err;
 	}
 	d->attached = true;
-	fill_tx_devmap(d);
+	fill_tx_devmaps(d);
 	if (bpf_obj_get_info_by_fd(bpf_program__fd(d->prog_obj->progs.stcp_xdp),
 				   &info, &len))
 		log_warn("cannot read the program id: %s", strerror(errno));

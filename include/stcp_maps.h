@@ -77,12 +77,14 @@ enum stcp_attach_mode {
 #define STCP_DEFAULT_MSS_V6 1440
 
 /*
- * stcp_counters: per-CPU u64 at fixed slots. Slots [STCP_C_DISP_FIRST,
- * STCP_C_DISP_END) are dispositions: every packet the program sees adds one
- * to exactly one of them, so their sum equals STCP_C_RX_PACKETS. The slots
- * after that count what was emitted. Numbers are part of the interface:
- * append, never renumber.
+ * stcp_counters: per-CPU u64 at fixed slots. The slots for which
+ * stcp_counter_is_disposition() holds are dispositions: every packet the
+ * program sees adds one to exactly one of them, so their sum equals
+ * STCP_C_RX_PACKETS. The others count what was emitted. Numbers are part of
+ * the interface: append, never renumber.
  */
+#define STCP_C_DISP_FIRST 1
+
 enum stcp_counter {
 	STCP_C_RX_PACKETS = 0,
 	/* dispositions: passed to the kernel, not ours */
@@ -116,10 +118,26 @@ enum stcp_counter {
 	STCP_C_TX_RST = 22,
 	STCP_C_TX_ACK = 23,
 	STCP_C_TX_DATA = 24,
-	STCP_C_MAX = 25,
+	/* dispositions: the multi-segment data path (docs/PROTOCOL.md 7) */
+	STCP_C_DATA_ACK_RELEASED = 25, /* an ACK released new segments */
+	STCP_C_DATA_ACK_IDLE = 26, /* a valid ACK with nothing to release */
+	STCP_C_DATA_SACK = 27, /* an ACK with SACK blocks: recovery */
+	STCP_C_DATA_DSACK = 28, /* a duplicate's ACK (D-SACK): ignored */
+	STCP_C_DATA_PROBE = 29, /* request bytes resent: go back */
+	STCP_C_DISP_END2 = 30,
+	/* emitted frames */
+	STCP_C_TX_RETRANS = 30, /* ACKs that resent segments (in tx_data) */
+	STCP_C_TX_FLUSH = 31, /* flush frames (include/stcp_tx.h) */
+	STCP_C_MAX = 32,
 };
 
-#define STCP_C_DISP_FIRST STCP_C_PASS_NON_IP
+/* Whether counter slot i is a disposition (see above). */
+static inline int stcp_counter_is_disposition(int i)
+{
+	return (i >= STCP_C_DISP_FIRST && i < STCP_C_DISP_END) ||
+	       (i >= STCP_C_DATA_ACK_RELEASED && i < STCP_C_DISP_END2);
+}
+
 
 #ifndef __bpf__
 /* Names used by stcpctl (text and JSON) and the tests. */
@@ -149,6 +167,13 @@ static const char *const stcp_counter_names[STCP_C_MAX] = {
 	[STCP_C_TX_RST] = "tx_rst",
 	[STCP_C_TX_ACK] = "tx_ack",
 	[STCP_C_TX_DATA] = "tx_data",
+	[STCP_C_DATA_ACK_RELEASED] = "data_ack_released",
+	[STCP_C_DATA_ACK_IDLE] = "data_ack_idle",
+	[STCP_C_DATA_SACK] = "data_sack",
+	[STCP_C_DATA_DSACK] = "data_dsack",
+	[STCP_C_DATA_PROBE] = "data_probe",
+	[STCP_C_TX_RETRANS] = "tx_retrans",
+	[STCP_C_TX_FLUSH] = "tx_flush",
 };
 #endif
 

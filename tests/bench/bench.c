@@ -151,7 +151,9 @@ static void describe_delta(const uint64_t *b, const uint64_t *a, char *buf,
 	size_t o = 0;
 
 	buf[0] = '\0';
-	for (int i = STCP_C_DISP_FIRST; i < STCP_C_DISP_END && o < len; i++) {
+	for (int i = 0; i < STCP_C_MAX && o < len; i++) {
+		if (!stcp_counter_is_disposition(i))
+			continue;
 		if (a[i] == b[i])
 			continue;
 		o += (size_t)snprintf(buf + o, len - o, "%s%llu %s",
