@@ -165,6 +165,8 @@ struct data_ack {
 	__u32 rseg;  /* segments below the client's right edge */
 	__u32 opts;
 	__u32 isn1;
+	__u32 t_rtx; /* segment t was a resend */
+	__u32 dsack; /* the ACK reports a duplicate */
 };
 
 /* Per CPU, never pinned: where a request is copied and parsed, replies
@@ -876,6 +878,7 @@ static __always_inline void tx_desc_init(struct stcp_tx_desc *d,
 	d->family = s->flow.family;
 	d->nseg = 0;
 	d->nranges = 0;
+	d->rtx = 0;
 	__builtin_memset(d->count, 0, sizeof(d->count));
 	d->flags = STCP_TX_F_CLOSE;
 	d->sport = s->flow.sport;
@@ -957,7 +960,7 @@ static __noinline int tx_broadcast(struct xdp_md *ctx, struct stcp_tx_desc *d)
 /* Appends segments [first, first + n) to the descriptor's ranges, within
  * STCP_TX_MAX_SEGS in all. */
 static __always_inline void tx_add_range(struct stcp_tx_desc *d, __u32 first,
-					 __u32 n)
+					 __u32 n, __u32 rtx)
 {
 	__u32 i = d->nranges, room = STCP_TX_MAX_SEGS - d->nseg;
 
@@ -969,6 +972,8 @@ static __always_inline void tx_add_range(struct stcp_tx_desc *d, __u32 first,
 	d->count[i] = n;
 	d->nseg += n;
 	d->nranges = i + 1;
+	if (rtx)
+		d->rtx |= 1u << i;
 }
 
 static __always_inline int tx_send(struct xdp_md *ctx, struct stcp_tx_desc *d,
@@ -995,7 +1000,6 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 				     const struct tcp_opts *o, __u32 match)
 {
 	__u32 n, slot, opts = (match >> COOKIE_OPTS_SHIFT) & 0x7f, sz, ts_low;
-	__u32 key_slot = (match >> COOKIE_SLOT_SHIFT) & 1;
 	struct stcp_http_scratch *sc;
 	struct req_scratch *rs;
 	struct stcp_tx_desc *d;
@@ -1038,8 +1042,7 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 	if (total > MAX_RESPONSE ||
 	    (sc->req.method == STCP_HTTP_HEAD && total > sz))
 		return send_rst(ctx, s, STCP_C_RESPONSE_TOO_BIG);
-	ts_low = stcp_data_tsval(0, 0, opts, key_slot, slot) &
-		 ~(STCP_TS_POS_MASK << STCP_TS_POS_SHIFT);
+	ts_low = stcp_data_tsval(0, 0, opts, 0, slot);
 
 	if (total <= sz) {
 		r->hdr_page = resp->hdr_page;
@@ -1079,7 +1082,7 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 				    d->nsegs));
 	if (!n)
 		n = 1; /* a window below one segment: probe it with one */
-	tx_add_range(d, 0, n);
+	tx_add_range(d, 0, n, 0);
 	return tx_send(ctx, d, STCP_C_REQUEST_ANSWERED);
 }
 
@@ -1102,41 +1105,60 @@ static __always_inline void sort_blocks(struct sack_seg *b)
 #undef CSWAP
 }
 
-/* Appends the segments of [from, stop) that no (sorted) block covers. */
+/* Whether hole [.., he) is due for a resend: when the segments that just
+ * arrived, [e - w, e), include one a multiple of period segments above it
+ * (the first right above it, then about once a round trip). */
+static __always_inline int hole_due(__u32 he, __u32 e, __u32 w, __u32 period)
+{
+	__u32 from = e - w, x = he;
+
+	if (from > he)
+		x = he + (from - he + period - 1) / period * period;
+	return x < e;
+}
+
+/* Appends the segments of [from, stop) that no (sorted) block covers:
+ * every hole, or (period != 0) the holes hole_due() picks. */
 static __always_inline void add_holes(struct stcp_tx_desc *d,
 				      const struct sack_seg *b, __u32 from,
-				      __u32 stop)
+				      __u32 stop, __u32 e, __u32 w,
+				      __u32 period)
 {
 	__u32 x = from;
 
 	for (__u32 i = 0; i < MAX_SACK_BLOCKS; i++) {
+		__u32 he;
+
 		if (b[i].hi <= x || b[i].lo == b[i].hi)
 			continue;
 		if (b[i].lo >= stop)
 			break;
-		if (b[i].lo > x)
-			tx_add_range(d, x, b[i].lo - x);
+		he = min_u32(b[i].lo, stop);
+		if (he > x && (!period || hole_due(he, e, w, period)))
+			tx_add_range(d, x, he - x, 1);
 		x = b[i].hi;
 	}
-	if (x < stop)
-		tx_add_range(d, x, stop - x);
+	if (x < stop && (!period || hole_due(stop, e, w, period)))
+		tx_add_range(d, x, stop - x, 1);
 }
 
 /*
- * SACK recovery (section 7.4). The newest block (the client lists it first)
- * grows by one segment per arrival: when it appears, the hole just below
- * it is resent; every window's worth of arrivals after (about one round
- * trip: what was resent is then known lost again), every hole below it;
- * on a probe (the client's timer), every hole. One new segment goes out for
+ * SACK recovery (section 7.4). The client lists first the block that the
+ * segment which made it send this ACK joined, at its top. The hole right
+ * below that block is resent while the block is young (see below); any
+ * hole below it again when the newest arrival lies a multiple of the window
+ * above the hole, about once a round trip while it stays open, without
+ * any memory of having sent it. A probe
+ * (the client's timer) resends every hole. One new segment goes out for
  * every two SACKed (the halved window), to keep the ACK clock going.
  */
 static __noinline __u32 plan_sack(struct stcp_tx_desc *d,
 				  const struct data_ack *k, struct sack_seg *b,
 				  __u32 nb, __u32 probe)
 {
-	__u32 newest_lo = b[0].lo, m = b[0].hi - b[0].lo, sacked = 0, top = 0;
-	__u32 low = k->j, x;
-
+	__u32 newest_lo = b[0].lo, e = b[0].hi, sacked = 0, top = 0, x;
+	__u32 m = b[0].hi - b[0].lo, w = min_u32(m, STCP_SACK_BATCH);
+	__u32 below = k->j; /* where the hole right below the newest starts */
 	for (__u32 i = 0; i < MAX_SACK_BLOCKS; i++) {
 		if (i >= nb) {
 			b[i].lo = b[i].hi = 0xffffffffu; /* sorts last */
@@ -1145,21 +1167,26 @@ static __noinline __u32 plan_sack(struct stcp_tx_desc *d,
 		sacked += b[i].hi - b[i].lo;
 		top = max_u32(top, b[i].hi);
 		if (i > 0 && b[i].hi <= newest_lo)
-			low = max_u32(low, b[i].hi);
+			below = max_u32(below, b[i].hi);
 	}
 	sort_blocks(b);
 	if (probe)
-		add_holes(d, b, k->j, top);
-	else if (m == 1)
-		add_holes(d, b, low, newest_lo);
-	else if ((m - 1) % stcp_cwnd(k->t) == 0)
-		add_holes(d, b, k->j, newest_lo);
+		add_holes(d, b, k->j, top, 0, 0, 0);
+	else if (!k->dsack) { /* a duplicate's arrival reveals no hole */
+		/* A young newest block: the hole right below it is news,
+		 * whether its segments came one ACK each or merged (GRO) in
+		 * one; at sizes 1, 2, 4, 8, 16 catches both, for at most five
+		 * copies. */
+		if (m <= STCP_SACK_YOUNG && !(m & (m - 1)))
+			add_holes(d, b, below, newest_lo, 0, 0, 0);
+		add_holes(d, b, k->j, below, e, w, stcp_cwnd(k->t));
+	}
 	if (d->nseg)
 		count(STCP_C_TX_RETRANS);
 	if (sacked >= 2 && !(sacked & 1)) {
 		x = stcp_release_end(k->t, k->nsegs) + sacked / 2 - 1;
 		if (x >= top && x < k->rseg && x < k->nsegs)
-			tx_add_range(d, x, 1);
+			tx_add_range(d, x, 1, 0);
 	}
 	return d->nseg;
 }
@@ -1192,67 +1219,99 @@ static __always_inline __u32 plan_clock(struct stcp_tx_desc *d,
 		hi = min_u32(stcp_release_end(k->j, k->nsegs), k->rseg);
 	}
 	if (lo < hi)
-		tx_add_range(d, lo, hi - lo);
+		tx_add_range(d, lo, hi - lo, probe);
 	if (probe && d->nseg)
 		count(STCP_C_TX_RETRANS);
 	return d->nseg;
 }
 
+/* The response offset that ACK number ack stands for under flow hash f,
+ * given the echoed TSval (section 7.2); back is set to how far below it
+ * segment t's 1 KB block starts. */
+static __always_inline __u64 ack_offset(__u32 ack, __u32 tsecr, __u32 f,
+					__u32 *back)
+{
+	__u32 alo = (ack - 1 - f) & STCP_TS_F_MASK, dist;
+	__u64 a;
+
+	/* How far back (in 1 KB blocks) the echoed segment starts. */
+	dist = (stcp_ts_pos(ack) - (tsecr >> STCP_TS_POS_SHIFT)) &
+	       STCP_TS_POS_MASK;
+	*back = (ack & 1023) + (dist << 10);
+	a = (__u64)((tsecr >> STCP_DTS_HI_SHIFT) & STCP_DTS_HI_MASK) << 24 | alo;
+	/* Segment t starts in [a - back, a - back + 1024) and its offset has
+	 * the TSecr's bits 24-26: if that whole range lies below them, a is
+	 * in the next 16 MB. */
+	if (alo + 1023 < *back)
+		a += 1u << 24;
+	return a;
+}
+
+/* Whether a is a place an ACK of this response can point at: a segment
+ * boundary, the end, or past our FIN. */
+static __always_inline int ack_in_response(__u64 a, __u64 total, __u32 sz)
+{
+	return a <= total + 1 && (a == total || a == total + 1 || !(a % sz));
+}
+
 /*
  * Decodes a segment after our response started (section 7.2): the TSecr
- * names the response slot, key, MSS class, window scale and the offset bits
- * above 24 of segment t; the flow hash under that key turns the ACK number
- * into the offset acknowledged, which must be a segment boundary, the end,
- * or the FIN. Returns 0 if it is ours.
+ * names the response slot, MSS class, window scale and the offset bits
+ * above 24 of segment t; the flow hash under the current key, else the
+ * previous one, turns the ACK number into the offset acknowledged, which
+ * must be a segment boundary, the end, or the FIN (of the GET response, or
+ * of a HEAD's). Returns 0 if it is ours.
  */
 static __noinline int decode_data_ack(const struct seg *s,
 				      const struct tcp_opts *o,
 				      struct data_ack *k)
 {
 	__u32 tsecr = o->tsecr, slot = tsecr & STCP_DTS_SLOT_MASK;
-	__u32 key_slot = (tsecr >> STCP_DTS_KEY_BIT) & 1, f, alo, dist, back;
+	__u32 cur = 0, back = 0, found = 0;
 	struct stcp_resp *resp;
-	struct stcp_key *key;
+	struct stcp_cfg *cfg;
+	__u64 a = 0, total = 0;
 	__s64 lo_off;
-	__u64 a, total;
 
 	resp = bpf_map_lookup_elem(&stcp_resps, &slot);
 	if (!resp || !(resp->flags & STCP_RESP_VALID))
 		return -1;
-	key = bpf_map_lookup_elem(&stcp_keys, &key_slot);
-	if (!key || !key->valid)
-		return -1;
-	f = (__u32)stcp_flow_hash(key->k0, key->k1, &s->flow) & STCP_TS_F_MASK;
-	alo = (s->ack - 1 - f) & STCP_TS_F_MASK;
-	/* How far back (in 1 KB blocks) the echoed segment starts. */
-	dist = (stcp_ts_pos(s->ack) - (tsecr >> STCP_TS_POS_SHIFT)) &
-	       STCP_TS_POS_MASK;
-	back = (s->ack & 1023) + (dist << 10);
-	a = (__u64)((tsecr >> STCP_DTS_HI_SHIFT) & STCP_DTS_HI_MASK) << 24 | alo;
-	/* Segment t starts in [a - back, a - back + 1024) and its offset has
-	 * the TSecr's bits 24-26: if that whole range lies below them, a is
-	 * in the next 16 MB. */
-	if (alo + 1023 < back)
-		a += 1u << 24;
-
 	k->opts = ((tsecr >> STCP_DTS_MSS_SHIFT) & STCP_OPT_MSS_MASK) |
 		  (((tsecr >> STCP_DTS_WS_SHIFT) & STCP_OPT_WS_MASK)
 		   << STCP_OPT_WS_SHIFT);
 	k->sz = seg_payload_max(s, k->opts);
-	total = resp->hdr_len + resp->body_len;
-	if (total > MAX_RESPONSE)
-		return -1;
-	/* Boundaries of the GET response, or the end of a HEAD's. */
-	if (!(a <= total + 1 && (a == total || a == total + 1 || !(a % k->sz)))) {
+	cfg = bpf_map_lookup_elem(&stcp_cfg, &cur);
+	if (cfg)
+		cur = cfg->key_cur & 1;
+	for (__u32 i = 0; i < STCP_NUM_KEYS; i++) {
+		__u32 key_slot = cur ^ i, f;
+		struct stcp_key *key;
+
+		key = bpf_map_lookup_elem(&stcp_keys, &key_slot);
+		if (!key || !key->valid)
+			continue;
+		f = (__u32)stcp_flow_hash(key->k0, key->k1, &s->flow) &
+		    STCP_TS_F_MASK;
+		a = ack_offset(s->ack, tsecr, f, &back);
+		total = resp->hdr_len + resp->body_len;
+		if (ack_in_response(a, total, k->sz)) {
+			found = 1;
+			break;
+		}
 		total = resp->hdr_len;
-		if (a != total && a != total + 1)
-			return -1;
+		if (a == total || a == total + 1) {
+			found = 1;
+			break;
+		}
 	}
+	if (!found || total > MAX_RESPONSE)
+		return -1;
 	k->a = a;
 	k->total = (__u32)total;
 	k->isn1 = s->ack - (__u32)a;
 	k->nsegs = (k->total + k->sz - 1) / k->sz;
 	k->j = a >= total ? k->nsegs : (__u32)a / k->sz;
+	k->t_rtx = (tsecr >> STCP_DTS_RTX_BIT) & 1;
 	/* t: the segment starting in the echoed TSval's 1 KB block; if none
 	 * does (a peer we do not understand), assume the ACK is fresh. */
 	k->t = k->j;
@@ -1275,15 +1334,28 @@ static __noinline int decode_data_ack(const struct seg *s,
 
 /*
  * SACK blocks of this ACK that name response data above the ACK point, as
- * segments. A D-SACK (RFC 2883: a first block below the ACK point) is
- * skipped, but if the duplicate it reports is one that this very ACK would
- * release again, the ACK is a duplicate's echo and releasing would only
- * loop: -1 then.
+ * segments. A D-SACK (RFC 2883: a first block below the ACK point, or
+ * inside the second) is noted in k->dsack and skipped, or makes the whole
+ * ACK an echo (-1, see below).
  */
+/* RFC 2883 4.1.2: a first block inside the second is a D-SACK too. */
+static __always_inline int nb_dsack_inside(const struct req_scratch *rs,
+					   const struct tcp_opts *o,
+					   const struct data_ack *k, __u32 lo,
+					   __u32 hi)
+{
+	__u32 lo2, hi2;
+
+	if (o->nsack < 2)
+		return 0;
+	lo2 = rs->sack[2] - k->isn1;
+	hi2 = rs->sack[3] - k->isn1;
+	return lo >= lo2 && hi <= hi2;
+}
+
 static __always_inline int load_sack(const struct req_scratch *rs,
 				     const struct tcp_opts *o,
-				     const struct data_ack *k,
-				     struct sack_seg *b)
+				     struct data_ack *k, struct sack_seg *b)
 {
 	__u32 nb = 0;
 
@@ -1294,9 +1366,16 @@ static __always_inline int load_sack(const struct req_scratch *rs,
 			break;
 		lo = rs->sack[2 * i] - k->isn1;
 		hi = rs->sack[2 * i + 1] - k->isn1;
-		if (i == 0 && hi <= k->a) {
-			if (lo / k->sz >= stcp_release_end(k->t, k->nsegs))
+		if (i == 0 && (hi <= k->a || nb_dsack_inside(rs, o, k, lo, hi))) {
+			__u32 dup = lo / k->sz;
+
+			/* A duplicate of what this very ACK releases: it is
+			 * the echo of an earlier copy of this ACK, and
+			 * answering it would loop. */
+			if (dup >= stcp_release_end(k->t, k->nsegs) &&
+			    dup < stcp_release_end(k->j, k->nsegs))
 				return -1;
+			k->dsack = 1;
 			continue;
 		}
 		if (lo >= hi || lo < k->a || hi > k->total + 1)
@@ -1326,7 +1405,7 @@ static __noinline int handle_data_ack(struct xdp_md *ctx, struct seg *s,
 	struct stcp_tx_desc *d;
 	struct stcp_resp *resp;
 	struct data_ack *k;
-	__u32 n, disp, slot;
+	__u32 n, disp, slot, probe;
 	int nb;
 
 	if (!rs || !o->has_ts)
@@ -1337,8 +1416,9 @@ static __noinline int handle_data_ack(struct xdp_md *ctx, struct seg *s,
 		return -1;
 
 	if (k->a >= k->total) {
-		/* All of it arrived. The client's FIN gets its ACK. */
-		if (!(s->flags & TCP_FLAG_FIN))
+		/* All of it arrived: the client's FIN, or the request byte
+		 * left unacknowledged, gets its ACK. */
+		if (!(s->flags & TCP_FLAG_FIN) && !s->payload_len)
 			return finish(STCP_C_RESPONSE_ACKED, XDP_DROP);
 		return DATA_ANSWER_FIN;
 	}
@@ -1352,20 +1432,23 @@ static __noinline int handle_data_ack(struct xdp_md *ctx, struct seg *s,
 	d = &rs->tx;
 	tx_desc_init(d, s, k->isn1,
 		     o->tsecr & ~(STCP_TS_POS_MASK << STCP_TS_POS_SHIFT |
-				  STCP_DTS_HI_MASK << STCP_DTS_HI_SHIFT));
+				  STCP_DTS_HI_MASK << STCP_DTS_HI_SHIFT |
+				  1u << STCP_DTS_RTX_BIT));
 	tx_desc_resp(d, resp, k->total, k->sz);
 	d->tsecr = o->tsval;
 
+	/* The client's timer resent request bytes or its FIN: something of
+	 * ours is lost with nothing in flight to tell (fact 7). */
+	probe = s->payload_len > 0 || (s->flags & TCP_FLAG_FIN);
 	nb = o->nsack ? load_sack(rs, o, k, rs->sb) : 0;
 	if (nb < 0)
 		return finish(STCP_C_DATA_DSACK, XDP_DROP);
 	if (nb > 0) {
-		n = plan_sack(d, k, rs->sb, nb, s->payload_len > 0);
+		n = plan_sack(d, k, rs->sb, nb, probe);
 		disp = STCP_C_DATA_SACK;
 	} else {
-		n = plan_clock(d, k, s->payload_len > 0);
-		disp = s->payload_len ? STCP_C_DATA_PROBE :
-					STCP_C_DATA_ACK_RELEASED;
+		n = plan_clock(d, k, probe);
+		disp = probe ? STCP_C_DATA_PROBE : STCP_C_DATA_ACK_RELEASED;
 	}
 	if (!n)
 		return finish(STCP_C_DATA_ACK_IDLE, XDP_DROP);
@@ -1389,8 +1472,9 @@ static __noinline int answer_close(struct xdp_md *ctx, struct seg *s,
 				      STCP_C_TX_ACK);
 }
 
-/* The client's FIN once it has all of our response: its ACK, with the
- * TSval standing for the sequence number after our FIN. */
+/* The client's FIN, or its last request byte, once it has all of our
+ * response: its ACK, with the TSval standing for the sequence number after
+ * our response (and FIN). */
 static __noinline int answer_fin_after_response(struct xdp_md *ctx,
 						struct seg *s,
 						const struct tcp_opts *o)
@@ -1398,12 +1482,47 @@ static __noinline int answer_fin_after_response(struct xdp_md *ctx,
 	struct reply r = {};
 
 	r.seq = s->ack;
-	r.ack = s->seq + s->payload_len + 1;
+	r.ack = s->seq + s->payload_len + !!(s->flags & TCP_FLAG_FIN);
 	r.flags = TCP_FLAG_ACK;
 	r.window = SYNACK_WINDOW;
 	set_ts_option(&r, stcp_tsval_at(o->tsecr, s->ack), o->tsval);
-	return reply_or_count_failure(ctx, s, &r, STCP_C_FIN_ANSWERED,
+	return reply_or_count_failure(ctx, s, &r,
+				      s->flags & TCP_FLAG_FIN ?
+					      STCP_C_FIN_ANSWERED :
+					      STCP_C_DATA_PROBE,
 				      STCP_C_TX_ACK);
+}
+
+/*
+ * A client that lost our first segment but got later ones acknowledges
+ * ISN + 1 and echoes the SYN-ACK's TSval (its ts_recent moves only in
+ * order), from a sequence number past its request, so neither the
+ * handshake MAC (it needs the client ISN) nor the data TSval applies. The
+ * ISN's flow hash and the SYN-ACK's position field still tell our own
+ * connection: it is dropped, not reset; the client's timer resends the
+ * request, which is answered again.
+ */
+static __noinline int before_first_segment(const struct seg *s,
+					   const struct tcp_opts *o)
+{
+	__u32 isn = s->ack - 1, cur = 0;
+	struct stcp_cfg *cfg;
+
+	if (o->tsecr >> STCP_TS_POS_SHIFT != stcp_ts_pos_synack(isn))
+		return 0;
+	cfg = bpf_map_lookup_elem(&stcp_cfg, &cur);
+	if (cfg)
+		cur = cfg->key_cur & 1;
+	for (__u32 i = 0; i < STCP_NUM_KEYS; i++) {
+		__u32 slot = cur ^ i;
+		struct stcp_key *k = bpf_map_lookup_elem(&stcp_keys, &slot);
+
+		if (k && k->valid &&
+		    ((__u32)stcp_flow_hash(k->k0, k->k1, &s->flow) &
+		     STCP_TS_F_MASK) == (isn & STCP_TS_F_MASK))
+			return 1;
+	}
+	return 0;
 }
 
 /*
@@ -1462,6 +1581,8 @@ static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 			return answer_fin_after_response(ctx, s, o);
 		if (after == DATA_NO_COPIES)
 			return send_rst(ctx, s, STCP_C_RESPONSE_TOO_BIG);
+		if (o->has_ts && before_first_segment(s, o))
+			return finish(STCP_C_DATA_ACK_IDLE, XDP_DROP);
 	}
 	return send_rst(ctx, s, res == COOKIE_STALE ? STCP_C_STALE_COOKIE :
 						      STCP_C_BAD_COOKIE);
@@ -1776,7 +1897,7 @@ int stcp_devmap_tx(struct xdp_md *ctx)
 	struct stcp_tx_state *st;
 	struct stcp_tx_desc *d;
 	struct req_scratch *rs;
-	__u32 zero = 0, k, off, len, hoff, last, seq;
+	__u32 zero = 0, k, off, len, hoff, last, seq, rtx = 0;
 	struct seg sg = {};
 	struct reply *r;
 	__s64 psum;
@@ -1805,6 +1926,11 @@ int stcp_devmap_tx(struct xdp_md *ctx)
 	for (__u32 i = 0; i < STCP_TX_RANGES; i++) {
 		if (k < d->count[i]) {
 			off = (d->first[i] + k) * d->seg_size;
+			/* Marks a resend, for the ACK that echoes it; only
+			 * where no two segments share a position field,
+			 * or the mark could make a later one PAWS-older. */
+			if ((d->rtx >> i) & 1 && d->seg_size >= 1024)
+				rtx = 1u << STCP_DTS_RTX_BIT;
 			break;
 		}
 		k -= d->count[i];
@@ -1845,7 +1971,7 @@ int stcp_devmap_tx(struct xdp_md *ctx)
 			    (d->flags & STCP_TX_F_CLOSE ? TCP_FLAG_FIN : 0);
 	r->window = d->window;
 	set_ts_option(r,
-		      d->ts_low | stcp_ts_pos(seq) << STCP_TS_POS_SHIFT |
+		      d->ts_low | rtx | stcp_ts_pos(seq) << STCP_TS_POS_SHIFT |
 			      ((off >> 24) & STCP_DTS_HI_MASK)
 				      << STCP_DTS_HI_SHIFT,
 		      d->tsecr);

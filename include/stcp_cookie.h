@@ -145,29 +145,31 @@ STCP_INLINE __u32 stcp_tsval_at(__u32 tsval, __u32 seq)
 }
 
 /*
- * Data segments (docs/PROTOCOL.md 6.1): the TSval carries what the server
+ * Data segments (docs/PROTOCOL.md 7.2): the TSval carries what the server
  * needs again when the client echoes it.
  *   [31:22] position field of the segment's sequence number
  *   [21:19] response offset >> 24
  *   [18:17] client MSS class      [16:13] client window-scale code
- *   [12]    key slot               [11:0]  response slot (stcp_resps)
+ *   [12]    retransmission         [11:0]  response slot (stcp_resps)
+ * The key is not named: the flow hash under the current key, else the
+ * previous one, must make the ACK number a segment boundary.
  */
 #define STCP_DTS_HI_SHIFT 19
 #define STCP_DTS_HI_MASK 0x7u
 #define STCP_DTS_MSS_SHIFT 17
 #define STCP_DTS_WS_SHIFT 13
-#define STCP_DTS_KEY_BIT 12
+#define STCP_DTS_RTX_BIT 12
 #define STCP_DTS_SLOT_MASK 0xfffu
 
 STCP_INLINE __u32 stcp_data_tsval(__u32 seq, __u32 hi, __u32 opts,
-				  __u32 key_slot, __u32 resp_slot)
+				  __u32 rtx, __u32 resp_slot)
 {
 	return (stcp_ts_pos(seq) << STCP_TS_POS_SHIFT) |
 	       ((hi & STCP_DTS_HI_MASK) << STCP_DTS_HI_SHIFT) |
 	       ((opts & STCP_OPT_MSS_MASK) << STCP_DTS_MSS_SHIFT) |
 	       (((opts >> STCP_OPT_WS_SHIFT) & STCP_OPT_WS_MASK)
 		<< STCP_DTS_WS_SHIFT) |
-	       ((key_slot & 1) << STCP_DTS_KEY_BIT) |
+	       ((rtx & 1) << STCP_DTS_RTX_BIT) |
 	       (resp_slot & STCP_DTS_SLOT_MASK);
 }
 

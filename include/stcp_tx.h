@@ -32,6 +32,12 @@
 /* Segment ranges one descriptor lists: SACK holes, then new data. */
 #define STCP_TX_RANGES 4
 
+/* Segments one client ACK is taken to report at once, section 7.4: a
+ * Linux client ACKs every out-of-order arrival. */
+#define STCP_SACK_BATCH 1
+/* The newest SACK block is young up to this many segments (section 7.4). */
+#define STCP_SACK_YOUNG 16
+
 /* Congestion schedule, in segments of the response (section 7.3). */
 #define STCP_IW 10	    /* initial window, RFC 6928 */
 #define STCP_CWND_CAP 64 /* under 512 KB in flight (PAWS) and under the
@@ -72,7 +78,8 @@ struct stcp_tx_desc {
 	__u32 hdr_len;
 	__u32 body_page;
 	__u16 window; /* ours, unscaled */
-	__u16 nranges; /* entries of first[] and count[] in use */
+	__u8 nranges; /* entries of first[] and count[] in use */
+	__u8 rtx;     /* bit i: range i is resent (TSval bit 12) */
 	/* Segments [first[i], first[i] + count[i]) of the response. */
 	__u32 first[STCP_TX_RANGES];
 	__u32 count[STCP_TX_RANGES];
@@ -105,16 +112,19 @@ STCP_INLINE __u32 stcp_release_end(__u32 k, __u32 nsegs)
 }
 
 /*
- * Request bytes segment k (of nsegs) leaves unacknowledged: the last
- * segment acknowledges the whole request; the others fewer bytes the
- * further they are, so the client's retransmission timer keeps running for
- * the rest (it asks for a lost tail) while every sixteenth of the response
- * still advances its snd_una once (which resets the timer's backoff).
+ * Request bytes segment k (of nsegs) leaves unacknowledged: at least one,
+ * so the client's retransmission timer keeps running until it has the whole
+ * response (when it acknowledges that, or sends its FIN, a pure ACK of the
+ * rest answers); fewer the further the segment is, so every sixteenth of
+ * the response still advances the client's snd_una once (which resets the
+ * timer's backoff). A one-segment response acknowledges all of it.
  */
 STCP_INLINE __u32 stcp_ack_lag(__u32 k, __u32 nsegs)
 {
-	if (nsegs < 2 || k + 1 >= nsegs)
+	if (nsegs < 2)
 		return 0;
+	if (k + 1 >= nsegs)
+		return 1;
 	return 1 + ((nsegs - 1 - k) * (STCP_ACK_LAG_MAX - 1)) / (nsegs - 1);
 }
 
