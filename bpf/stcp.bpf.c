@@ -1495,8 +1495,8 @@ static __noinline int answer_fin_after_response(struct xdp_md *ctx,
 
 /*
  * A client that lost our first segment but got later ones acknowledges
- * ISN + 1 and echoes the SYN-ACK's TSval (its ts_recent moves only in
- * order), from a sequence number past its request, so neither the
+ * ISN + 1 with SACK blocks and echoes the SYN-ACK's TSval (its ts_recent
+ * moves only in order), from a sequence number past its request, so neither the
  * handshake MAC (it needs the client ISN) nor the data TSval applies. The
  * ISN's flow hash and the SYN-ACK's position field still tell our own
  * connection: it is dropped, not reset; the client's timer resends the
@@ -1581,7 +1581,7 @@ static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 			return answer_fin_after_response(ctx, s, o);
 		if (after == DATA_NO_COPIES)
 			return send_rst(ctx, s, STCP_C_RESPONSE_TOO_BIG);
-		if (o->has_ts && before_first_segment(s, o))
+		if (o->has_ts && o->nsack && before_first_segment(s, o))
 			return finish(STCP_C_DATA_ACK_IDLE, XDP_DROP);
 	}
 	return send_rst(ctx, s, res == COOKIE_STALE ? STCP_C_STALE_COOKIE :

@@ -812,6 +812,7 @@ int fuzz_run(uint64_t seed, long count, struct tcase *t)
 		STCP_C_DROP_MALFORMED, STCP_C_DROP_FRAGMENT,
 		STCP_C_DROP_NO_KEY,    STCP_C_DROP_BAD_FLAGS,
 		STCP_C_DROP_TX_FAILED, STCP_C_RESPONSE_ACKED,
+		STCP_C_DATA_ACK_IDLE,  STCP_C_DATA_DSACK,
 	};
 	static uint8_t in[PKT_MAX_FRAME], out[PKT_MAX_FRAME];
 	uint64_t before[STCP_C_MAX], after[STCP_C_MAX], d[STCP_C_MAX];
@@ -905,9 +906,9 @@ int fuzz_run(uint64_t seed, long count, struct tcase *t)
 	EXPECT(t, sum_slots(d, tx_slots, 7) == (uint64_t)fz.n_tx,
 	       "%ld XDP_TX but answered/refused/cookie slots sum to %llu",
 	       fz.n_tx, (unsigned long long)sum_slots(d, tx_slots, 7));
-	EXPECT(t, sum_slots(d, drop_slots, 8) == (uint64_t)fz.n_drop,
+	EXPECT(t, sum_slots(d, drop_slots, 10) == (uint64_t)fz.n_drop,
 	       "%ld XDP_DROP but drop slots sum to %llu", fz.n_drop,
-	       (unsigned long long)sum_slots(d, drop_slots, 8));
+	       (unsigned long long)sum_slots(d, drop_slots, 10));
 	EXPECT(t,
 	       d[STCP_C_TX_SYNACK] == (uint64_t)fz.n_synack &&
 		       d[STCP_C_TX_RST] == (uint64_t)fz.n_rst &&
