@@ -1077,6 +1077,10 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 	tx_desc_init(d, s, s->ack, ts_low);
 	tx_desc_resp(d, resp, (__u32)total, sz);
 	d->tsecr = o->tsval;
+	if (d->nsegs > 1) {
+		d->flags |= STCP_TX_F_ACK_NONE;
+		d->req_end = s->seq;
+	}
 	n = min_u32(min_u32(d->nsegs, STCP_IW),
 		    segs_below_edge(0, client_window(s, opts), d->total, sz,
 				    d->nsegs));
@@ -1963,8 +1967,9 @@ int stcp_devmap_tx(struct xdp_md *ctx)
 	last = off + len == d->total;
 	seq = d->isn1 + off;
 	r->seq = seq;
-	r->ack = d->req_end -
-		 (last ? 0 : stcp_ack_lag(off / d->seg_size, d->nsegs));
+	r->ack = d->req_end;
+	if (!(d->flags & STCP_TX_F_ACK_NONE))
+		r->ack -= stcp_ack_lag(off / d->seg_size, d->nsegs);
 	r->flags = TCP_FLAG_ACK;
 	if (last)
 		r->flags |= TCP_FLAG_PSH |

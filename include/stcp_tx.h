@@ -48,6 +48,12 @@
 #define STCP_ACK_LAG_MAX 16
 
 #define STCP_TX_F_CLOSE 0x1u /* the last segment carries our FIN */
+/* The burst that answers a request acknowledges none of it (req_end is
+ * then the request's first byte): if its first segment is lost, the client
+ * can only resend the whole request, which the handshake cookie still
+ * validates; later segments would leave it resending a tail that names no
+ * response. */
+#define STCP_TX_F_ACK_NONE 0x2u
 
 /* The flush frame (see above): EtherType 0x88B5, IEEE 802 local
  * experimental, and the minimum Ethernet length. */
