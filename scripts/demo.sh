@@ -24,7 +24,8 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "topology: client ns $NS_C ($CLI4, $CLI6) <-> server ns $NS_S ($SRV4, $SRV6)"
 topo_up
-# A sample site: every response fits one segment (docs/PROTOCOL.md 6.2).
+# A sample site: small pages answered in one segment (docs/PROTOCOL.md 6.2)
+# and a 4 MB file sent as ACK-clocked segments (section 7).
 mkdir -p "$SITE/css"
 cat >"$SITE/index.html" <<'HTML'
 <!doctype html><html><head><title>stcp</title>
@@ -34,6 +35,7 @@ cat >"$SITE/index.html" <<'HTML'
 HTML
 printf 'body { font-family: sans-serif; }\n' >"$SITE/css/site.css"
 printf 'stcp demo\n' >"$SITE/hello.txt"
+head -c 4194304 /dev/urandom >"$SITE/big.bin"
 
 step "stcpd --iface $DEV_S --listen $SRV4:$PORT --listen [$SRV6]:$PORT --root $SITE"
 stcpd_start --root "$SITE" || { cat "$STCPD_LOG"; exit 1; }
@@ -48,6 +50,9 @@ in_c wget -q -T 5 -O "$SITE.wget" "http://$SRV4/hello.txt" &&
 	cmp -s "$SITE.wget" "$SITE/hello.txt" &&
 	echo "  wget http://$SRV4/hello.txt: identical to the file"
 rm -f "$SITE.wget"
+in_c curl -sS -m 20 -o "$SITE.big" -w '  curl http://[%{remote_ip}]/big.bin: %{size_download} bytes in %{time_total} s' "http://[$SRV6]/big.bin"
+cmp -s "$SITE.big" "$SITE/big.bin" && echo ", identical to the file"
+rm -f "$SITE.big"
 py_client "$SRV4" <<'PY'
 import http.client, sys, time
 t0 = time.perf_counter()
