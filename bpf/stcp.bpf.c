@@ -163,6 +163,7 @@ struct data_ack {
 	__u32 j;     /* first segment not acknowledged */
 	__u32 t;     /* the segment whose TSval the ACK echoes */
 	__u32 rseg;  /* segments below the client's right edge */
+	__u32 wseg;  /* the same, past the response's end too */
 	__u32 opts;
 	__u32 isn1;
 	__u32 t_rtx; /* segment t was a resend */
@@ -862,6 +863,11 @@ static __always_inline __u32 min_u32(__u32 a, __u32 b)
 	return a < b ? a : b;
 }
 
+static __always_inline __u64 min_u64(__u64 a, __u64 b)
+{
+	return a < b ? a : b;
+}
+
 static __always_inline __u32 max_u32(__u32 a, __u32 b)
 {
 	return a > b ? a : b;
@@ -1217,7 +1223,7 @@ static __always_inline __u32 plan_clock(struct stcp_tx_desc *d,
 		 * per segment received (tcp_grow_window), so the edge then
 		 * was at least the edge now less three times the advance. */
 		held = 3 * (k->j - k->t) + 1;
-		held = k->rseg > held ? k->rseg - held : 0;
+		held = k->wseg > held ? k->wseg - held : 0;
 		lo = max_u32(k->j, min_u32(stcp_release_end(k->t, k->nsegs),
 					   held));
 		hi = min_u32(stcp_release_end(k->j, k->nsegs), k->rseg);
@@ -1273,6 +1279,7 @@ static __noinline int decode_data_ack(const struct seg *s,
 	__u32 tsecr = o->tsecr, slot = tsecr & STCP_DTS_SLOT_MASK;
 	__u32 cur = 0, back = 0, found = 0;
 	struct stcp_resp *resp;
+	__u64 win;
 	struct stcp_cfg *cfg;
 	__u64 a = 0, total = 0;
 	__s64 lo_off;
@@ -1331,8 +1338,11 @@ static __noinline int decode_data_ack(const struct seg *s,
 	}
 	if (k->t > k->j)
 		k->t = k->j;
-	k->rseg = segs_below_edge(a, client_window(s, k->opts), k->total, k->sz,
-				  k->nsegs);
+	win = client_window(s, k->opts);
+	k->rseg = segs_below_edge(a, win, k->total, k->sz, k->nsegs);
+	/* The edge in segments, not capped at the response's end: what
+	 * tells whether the window held a release back. */
+	k->wseg = (__u32)min_u64((a + win) / k->sz, 0xffffffffu);
 	return 0;
 }
 

@@ -18,7 +18,7 @@ set -euo pipefail
 
 DOC=${DOC:-docs/BENCHMARKS.md}
 BUILD=${BUILD:-build}
-SECTIONS=(machine handshake-bench http-close)
+SECTIONS=(machine handshake-bench http-close http-data)
 if [[ ${STCP_BENCH_EMIT:-0} == 1 ]]; then
 	SECTIONS+=(emit-bench)
 fi
@@ -135,6 +135,18 @@ section_http_close() {
 	echo "shares the same two CPUs. Any socket error or non-2xx fails the run."
 	echo
 	scripts/bench_http.sh
+}
+
+# The data-path figures of issue 3, stcp against nginx on one topology.
+section_http_data() {
+	echo "Produced by \`scripts/bench_data.sh\` (run by \`scripts/bench.sh\`, from"
+	echo "\`sudo make bench\`) on kernel \`$(uname -r)\`, $(nproc) CPUs, $(date -u '+%Y-%m-%d'):"
+	echo "nginx (\`worker_processes auto\`, access log off, keep-alive on) and stcp"
+	echo "on the same veth topology in the same run; wrk -t2 -c64 for 5 s per"
+	echo "figure, curl for downloads (bodies compared), Python for the 15,000"
+	echo "connections. Client and servers share the same two CPUs."
+	echo
+	scripts/bench_data.sh
 }
 
 # Multi-segment emission (STCP_BENCH_EMIT=1): tests/bench/emit/run.sh makes

@@ -15,7 +15,11 @@
 
 #include <bpf/bpf.h>
 
+#include <sched.h>
+
 #include "unit.h"
+#include "stcp_tx.h"
+#include "stcp.skel.h"
 #include "../../daemon/cache.h"
 
 static const char body[] = "hello, stateless world\n";
@@ -369,6 +373,285 @@ static void case_no_ts(void)
 	tc_report(&t);
 }
 
+
+/* The multi-segment object: 20,000 bytes, 14 or 15 segments with its
+ * header. */
+#define BIG_LEN 20000
+static uint8_t big_body[BIG_LEN];
+
+/* Runs stcp_devmap_tx on one copy of a descriptor. */
+static int run_copy(const struct stcp_tx_desc *d, uint32_t *verdict,
+		    uint8_t *out, uint32_t *out_len)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = d,
+		    .data_size_in = sizeof(*d), .data_out = out,
+		    .data_size_out = PKT_MAX_FRAME, .repeat = 1);
+	int err = bpf_prog_test_run_opts(
+		bpf_program__fd(unit_main.skel->progs.stcp_devmap_tx), &o);
+
+	*verdict = o.retval;
+	*out_len = o.data_size_out;
+	return err;
+}
+
+/*
+ * Broadcasts d the way a devmap would (ncopies clones, then the original)
+ * and checks every copy: the k-th segment of the ranges, byte for byte
+ * against want, with its sequence and acknowledgement numbers and TSval;
+ * unused clones dropped; the original turned into the flush frame.
+ */
+static void check_copies(struct tcase *t, const struct stcp_tx_desc *d,
+			 const uint8_t *want, uint32_t slot, uint32_t ack0)
+{
+	static uint8_t out[PKT_MAX_FRAME];
+	uint32_t verdict, out_len, k = 0;
+	struct pkt_tcpopts o;
+	struct pkt_view v;
+	char why[128];
+
+	for (uint32_t c = 0; c <= d->ncopies; c++) {
+		uint32_t seg = ~0u, rest = c, off, len;
+
+		for (int i = 0; i < STCP_TX_RANGES; i++) {
+			if (rest < d->count[i]) {
+				seg = d->first[i] + rest;
+				break;
+			}
+			rest -= d->count[i];
+		}
+		if (run_copy(d, &verdict, out, &out_len)) {
+			tc_fail(t, "copy %u: test run failed", c);
+			return;
+		}
+		if (c == d->ncopies) {
+			EXPECT(t,
+			       verdict == XDP_PASS &&
+				       out_len == STCP_TX_KICK_LEN &&
+				       out[12] == 0x88 && out[13] == 0xb5,
+			       "original: verdict %s, %u bytes, not the flush "
+			       "frame",
+			       verdict_name(verdict), out_len);
+			continue;
+		}
+		if (c >= d->nseg) {
+			EXPECT(t, verdict == XDP_DROP, "copy %u: %s, want drop",
+			       c, verdict_name(verdict));
+			continue;
+		}
+		k++;
+		if (verdict != XDP_PASS ||
+		    pkt_parse(out, out_len, &v, why, sizeof(why))) {
+			tc_fail(t, "copy %u: %s (%s)", c, verdict_name(verdict),
+				why);
+			return;
+		}
+		off = seg * d->seg_size;
+		len = d->total - off < d->seg_size ? d->total - off :
+						     d->seg_size;
+		EXPECT(t, v.tcp_csum_ok && (v.family == 6 || v.ip_csum_ok),
+		       "segment %u: bad checksum", seg);
+		EXPECT(t, v.seq == d->isn1 + off, "segment %u: seq 0x%08x", seg,
+		       v.seq);
+		EXPECT(t, v.payload_len == len &&
+				  !memcmp(v.opt + v.opt_len, want + off, len),
+		       "segment %u: payload differs (%zu bytes, want %u)", seg,
+		       v.payload_len, len);
+		EXPECT(t,
+		       v.ack == ack0 - ((d->flags & STCP_TX_F_ACK_NONE) ?
+						0 :
+						stcp_ack_lag(seg, d->nsegs)),
+		       "segment %u: ack 0x%08x", seg, v.ack);
+		EXPECT(t,
+		       v.flags == (off + len == d->total ?
+					   PKT_TH_ACK | PKT_TH_PSH | PKT_TH_FIN :
+					   PKT_TH_ACK),
+		       "segment %u: flags 0x%02x", seg, v.flags);
+		pkt_parse_tcpopts(v.opt, v.opt_len, &o);
+		EXPECT(t,
+		       o.has_ts && (o.tsval & ~(1u << STCP_DTS_RTX_BIT)) ==
+					   stcp_data_tsval(v.seq, off >> 24,
+							   LINUX_OPTS, 0, slot),
+		       "segment %u: TSval 0x%08x", seg, o.tsval);
+	}
+	EXPECT(t, k == d->nseg, "%u segments built, want %u", k, d->nseg);
+}
+
+/* The descriptor a run redirected, or NULL. */
+static const struct stcp_tx_desc *desc_of(struct tcase *t,
+					  const struct unit_run *r)
+{
+	const struct stcp_tx_desc *d = (const void *)r->out;
+
+	if (r->verdict != XDP_REDIRECT || r->out_len != sizeof(*d) ||
+	    d->magic != STCP_TX_MAGIC) {
+		tc_fail(t, "verdict %s, %u bytes: no transmit descriptor",
+			verdict_name(r->verdict), r->out_len);
+		return NULL;
+	}
+	return d;
+}
+
+/*
+ * A response of 14 segments (15 over IPv6, whose MSS is smaller;
+ * docs/PROTOCOL.md 7): the request releases the
+ * initial window of 10, acknowledging none of the request; each copy of the
+ * broadcast is run through stcp_devmap_tx and checked; an ACK of two
+ * segments echoing segment 0 releases f(0)..f(2) = [10, 14); a SACK with
+ * segment 3 missing resends it; a D-SACK echo is dropped; the request byte
+ * the client resends after everything arrived gets a pure ACK.
+ */
+static void case_multi(int family)
+{
+	static uint8_t want[2 * STCP_PAGE_SIZE + BIG_LEN];
+	const char *req = "GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n";
+	uint32_t slot = object_slot("/big.bin"), reqlen = strlen(req), tsval0;
+	uint32_t zero = 0, hdr_len, sz = family == 4 ? 1448 : 1428, nsegs;
+	const struct stcp_tx_desc *d;
+	struct bpf_devmap_val dv = { .ifindex = 1 };
+	static char hdr[STCP_PAGE_SIZE + 1];
+	struct stcp_resp resp;
+	struct tcase t = { 0 };
+	struct pkt_spec s;
+	struct unit_run r;
+	struct dconn c;
+	cpu_set_t cpus, old;
+	char name[96];
+
+	snprintf(name, sizeof(name),
+		 "data: IPv%d GET of 20 KB: clones, ACK clock, SACK, "
+		 "D-SACK, close",
+		 family);
+	t.name = name;
+	/* The copies of one broadcast are numbered per CPU. */
+	CPU_ZERO(&cpus);
+	CPU_SET(0, &cpus);
+	sched_getaffinity(0, sizeof(old), &old);
+	sched_setaffinity(0, sizeof(cpus), &cpus);
+	if (slot == ~0u ||
+	    stcp_resp_read(unit_main.m.pages, unit_main.m.resps, slot, &resp,
+			   hdr)) {
+		tc_fail(&t, "/big.bin is not cached");
+		goto out;
+	}
+	hdr_len = resp.hdr_len;
+	nsegs = (hdr_len + BIG_LEN + sz - 1) / sz;
+	memcpy(want, hdr, hdr_len);
+	memcpy(want + hdr_len, big_body, BIG_LEN);
+	/* What stcpd does in native mode: the copies' devmap has a slot. */
+	if (bpf_map_update_elem(
+		    bpf_map__fd(unit_main.skel->maps.stcp_tx_dm64), &zero, &dv,
+		    BPF_ANY)) {
+		tc_fail(&t, "cannot fill stcp_tx_dm64: %s", strerror(errno));
+		goto out;
+	}
+	if (dconn_open(&t, &c, family, (uint16_t)(44000 + family), true))
+		goto out;
+
+	s = dconn_seg(&c, 0, 0, PKT_TH_ACK | PKT_TH_PSH, c.synack_tsval, req);
+	if (run(&t, &s, &r))
+		goto out;
+	expect_counters(&t, &r, STCP_C_REQUEST_ANSWERED, -1);
+	d = desc_of(&t, &r);
+	if (!d)
+		goto out;
+	EXPECT(&t,
+	       d->nseg == STCP_IW && d->nranges == 1 && d->first[0] == 0 &&
+		       d->count[0] == STCP_IW && d->ncopies == 16 &&
+		       d->nsegs == nsegs && d->total == hdr_len + BIG_LEN &&
+		       d->seg_size == sz && d->isn1 == c.isn + 1 &&
+		       d->flags == (STCP_TX_F_CLOSE | STCP_TX_F_ACK_NONE),
+	       "request: nseg %u ranges %u [%u,+%u) copies %u of %u segs, "
+	       "flags 0x%x",
+	       d->nseg, d->nranges, d->first[0], d->count[0], d->ncopies,
+	       d->nsegs, d->flags);
+	check_copies(&t, d, want, slot, c.cisn + 1);
+	tsval0 = stcp_data_tsval(c.isn + 1, 0, LINUX_OPTS, 0, slot);
+
+	/* ACK of segments 0-1, echoing segment 0: releases [10, 14),
+	 * f(0) = 10 and f(2) = 14. */
+	s = dconn_seg(&c, reqlen, 2 * sz, PKT_TH_ACK, tsval0, NULL);
+	s.window = 4000; /* scaled by 2^7: far more than the response */
+	if (run(&t, &s, &r))
+		goto out;
+	expect_counters(&t, &r, STCP_C_DATA_ACK_RELEASED, -1);
+	d = desc_of(&t, &r);
+	if (!d)
+		goto out;
+	EXPECT(&t,
+	       d->nseg == 4 && d->first[0] == 10 && d->count[0] == 4 &&
+		       d->req_end == s.seq && !(d->flags & STCP_TX_F_ACK_NONE),
+	       "ACK of 2: nseg %u [%u,+%u) req_end 0x%08x", d->nseg,
+	       d->first[0], d->count[0], d->req_end);
+	check_copies(&t, d, want, slot, s.seq);
+
+	/* Segment 3 lost, 4 arrived: SACK [4, 5) resends 3 and only 3. */
+	s = dconn_seg(&c, reqlen, 3 * sz, PKT_TH_ACK,
+		      stcp_data_tsval(c.isn + 1 + 2 * sz, 0, LINUX_OPTS, 0,
+				      slot),
+		      NULL);
+	s.window = 4000;
+	{
+		uint32_t e[2] = { c.isn + 1 + 4 * sz, c.isn + 1 + 5 * sz };
+
+		pkt_opt_sack(&s, e, 1);
+	}
+	if (run(&t, &s, &r))
+		goto out;
+	expect_counters(&t, &r, STCP_C_DATA_SACK, STCP_C_TX_RETRANS);
+	d = desc_of(&t, &r);
+	if (!d)
+		goto out;
+	EXPECT(&t, d->first[0] == 3 && d->count[0] == 1 && (d->rtx & 1),
+	       "SACK: first range [%u,+%u) rtx 0x%x, want segment 3 resent",
+	       d->first[0], d->count[0], d->rtx);
+	check_copies(&t, d, want, slot, s.seq);
+
+	/* The echo of a duplicate of segment 12, which the ACK of segments
+	 * 0-1 released: a D-SACK inside the block [10, 14) (RFC 2883 4.1.2)
+	 * on that same ACK. Dropped, or duplicates would answer duplicates. */
+	s = dconn_seg(&c, reqlen, 2 * sz, PKT_TH_ACK, tsval0, NULL);
+	s.window = 4000;
+	{
+		uint32_t e[4] = { c.isn + 1 + 12 * sz, c.isn + 1 + 13 * sz,
+				  c.isn + 1 + 10 * sz, c.isn + 1 + 14 * sz };
+
+		pkt_opt_sack(&s, e, 2);
+	}
+	if (run(&t, &s, &r))
+		goto out;
+	EXPECT(&t, r.verdict == XDP_DROP, "D-SACK echo: %s",
+	       verdict_name(r.verdict));
+	expect_counters(&t, &r, STCP_C_DATA_DSACK, -1);
+
+	/* Everything arrived; the client's timer resends the last request
+	 * byte: a pure ACK of it. */
+	s = dconn_seg(&c, reqlen - 1, hdr_len + BIG_LEN + 1,
+		      PKT_TH_ACK | PKT_TH_PSH,
+		      stcp_data_tsval(c.isn + 1 + (nsegs - 1) * sz, 0,
+				      LINUX_OPTS, 0, slot),
+		      "\n");
+	if (run(&t, &s, &r))
+		goto out;
+	expect_counters(&t, &r, STCP_C_DATA_PROBE, STCP_C_TX_ACK);
+	{
+		struct pkt_view v;
+		char why[128];
+
+		EXPECT(&t,
+		       r.verdict == XDP_TX &&
+			       !pkt_parse(r.out, r.out_len, &v, why,
+					  sizeof(why)) &&
+			       v.ack == c.cisn + 1 + reqlen && !v.payload_len,
+		       "last request byte: %s, want a pure ACK of it",
+		       verdict_name(r.verdict));
+	}
+out:
+	bpf_map_delete_elem(bpf_map__fd(unit_main.skel->maps.stcp_tx_dm64),
+			    &zero);
+	sched_setaffinity(0, sizeof(old), &old);
+	tc_report(&t);
+}
+
 void data_run_all(void)
 {
 	char root[] = "/tmp/stcp-unit-data.XXXXXX", path[64];
@@ -385,6 +668,14 @@ void data_run_all(void)
 	snprintf(path, sizeof(path), "%s/hello.txt", root);
 	f = fopen(path, "w");
 	if (!f || fputs(body, f) < 0 || fclose(f)) {
+		tc_fail(&t, "cannot write %s", path);
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/big.bin", root);
+	for (size_t i = 0; i < BIG_LEN; i++)
+		big_body[i] = (uint8_t)(i * 7 + i / 251);
+	f = fopen(path, "w");
+	if (!f || fwrite(big_body, 1, BIG_LEN, f) != BIG_LEN || fclose(f)) {
 		tc_fail(&t, "cannot write %s", path);
 		goto out;
 	}
@@ -413,6 +704,8 @@ void data_run_all(void)
 	case_inm("*", "*", true);
 	case_inm("another tag", "\"nope\"", false);
 	case_no_ts();
+	case_multi(4);
+	case_multi(6);
 out:
 	if (loaded) {
 		stcp_cache_clear(&cache);
@@ -420,6 +713,8 @@ out:
 	} else if (t.failures) {
 		tc_report(&t);
 	}
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/hello.txt", root);
 	unlink(path);
 	rmdir(root);
 }

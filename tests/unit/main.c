@@ -256,6 +256,15 @@ static int env_open(struct unit_env *e, bool with_key, uint32_t pages,
 		tc_fail(t, "set_max_entries(stcp_pages, %u): %d", pages, err);
 		return -1;
 	}
+	/* BPF_PROG_RUN refuses devmap programs; loaded as a plain XDP
+	 * program, stcp_devmap_tx runs on a descriptor like a clone would
+	 * (tests/unit/data.c). */
+	err = bpf_program__set_expected_attach_type(
+		e->skel->progs.stcp_devmap_tx, BPF_XDP);
+	if (err) {
+		tc_fail(t, "set_expected_attach_type(stcp_devmap_tx): %d", err);
+		return -1;
+	}
 	for (int i = 0; i < nmaps; i++)
 		had_pin[i] = pin_exists(bpf_map__name(maps[i]));
 	err = stcp_bpf__load(e->skel);

@@ -116,6 +116,18 @@ int pkt_opt_linux_ts(struct pkt_spec *s, uint32_t tsval, uint32_t tsecr)
 	return pkt_opt_nop(s) || pkt_opt_nop(s) || pkt_opt_ts(s, tsval, tsecr);
 }
 
+int pkt_opt_sack(struct pkt_spec *s, const uint32_t *edges, int nblocks)
+{
+	uint8_t b[4 + 8 * 4] = { PKT_TCPOPT_NOP, PKT_TCPOPT_NOP, 5 };
+
+	if (nblocks < 1 || nblocks > 4)
+		return -1;
+	b[3] = (uint8_t)(2 + 8 * nblocks);
+	for (int i = 0; i < 2 * nblocks; i++)
+		put32(b + 4 + 4 * i, edges[i]);
+	return pkt_opt_bytes(s, b, 4 + 8 * (size_t)nblocks);
+}
+
 int pkt_ext_opts(struct pkt_spec *s, uint8_t type, size_t padn_len)
 {
 	struct pkt_exthdr *e;

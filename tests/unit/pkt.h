@@ -133,6 +133,8 @@ int pkt_opt_linux_syn(struct pkt_spec *s, uint16_t mss, uint32_t tsval,
 		      uint8_t wscale);
 /* What Linux sends after the handshake: NOP, NOP, TS (12 bytes). */
 int pkt_opt_linux_ts(struct pkt_spec *s, uint32_t tsval, uint32_t tsecr);
+/* NOP NOP SACK with nblocks blocks (left, right edge pairs), appended. */
+int pkt_opt_sack(struct pkt_spec *s, const uint32_t *edges, int nblocks);
 
 /* Adds an IPv6 extension header: hop-by-hop / destination options with
  * padn_len bytes of PadN option, or a fragment header. */
