@@ -109,8 +109,8 @@ enum stcp_counter {
 	STCP_C_BAD_COOKIE = 16,
 	STCP_C_STALE_COOKIE = 17,
 	/* dispositions: the data path */
-	STCP_C_REQUEST_ANSWERED = 18, /* response + FIN in one segment */
-	STCP_C_RESPONSE_TOO_BIG = 19, /* more than one segment: RST */
+	STCP_C_REQUEST_ANSWERED = 18, /* a request's first segments sent */
+	STCP_C_RESPONSE_TOO_BIG = 19, /* over 128 MB, or no copies: RST */
 	STCP_C_RESPONSE_ACKED = 20, /* client ACK after our response */
 	STCP_C_DISP_END = 21,
 	/* emitted frames */
