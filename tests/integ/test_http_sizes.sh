@@ -10,7 +10,8 @@
 . "$(dirname "$0")/lib.sh"
 
 ROOT=$(mktemp -d /tmp/stcp-sizes-root.XXXXXX)
-EXTRA_CLEANUP+=("rm -rf $ROOT")
+BODIES=$(mktemp -d /tmp/stcp-sizes-bodies.XXXXXX) # not in LOG_DIR: binary
+EXTRA_CLEANUP+=("rm -rf $ROOT $BODIES")
 SIZES="0 1 1447 1448 1449 14000 65536 1048576 67108864"
 for n in $SIZES; do
 	head -c "$n" /dev/urandom >"$ROOT/f$n.bin"
@@ -22,7 +23,7 @@ maps_before=$(map_entries)
 
 # fetch TOOL FAMILY SIZE: the body must hash like the file.
 fetch() {
-	local tool=$1 host=$2 n=$3 out="$LOG_DIR/body" rc=0 url
+	local tool=$1 host=$2 n=$3 out="$BODIES/body" rc=0 url
 	url="http://$host/f$n.bin"
 	rm -f "$out"
 	case $tool in

@@ -12,7 +12,8 @@
 . "$(dirname "$0")/lib.sh"
 
 ROOT=$(mktemp -d /tmp/stcp-http-root.XXXXXX)
-EXTRA_CLEANUP+=("rm -rf $ROOT")
+BODIES=$(mktemp -d /tmp/stcp-http-bodies.XXXXXX) # not in LOG_DIR: binary
+EXTRA_CLEANUP+=("rm -rf $ROOT $BODIES")
 printf 'hi\n' >"$ROOT/small.txt"
 head -c 1000 /dev/urandom >"$ROOT/k1.bin"  # + headers: one full-size segment
 head -c 1400 /dev/urandom >"$ROOT/edge.bin" # + headers: more than one segment
@@ -26,7 +27,7 @@ served=0 reset=0 requests=0
 # try TOOL URL [FILE]: fetch; exit 0 must mean byte-identical to FILE
 # (default small.txt), anything else must be a connection reset.
 try() {
-	local tool=$1 url=$2 file=${3:-small.txt} out="$LOG_DIR/out" rc=0 err
+	local tool=$1 url=$2 file=${3:-small.txt} out="$BODIES/out" rc=0 err
 	rm -f "$out"
 	requests=$((requests + 1))
 	case $tool in
