@@ -1183,11 +1183,13 @@ static __noinline __u32 plan_sack(struct stcp_tx_desc *d,
 	if (probe)
 		add_holes(d, b, k->j, top, 0, 0, 0);
 	else if (!k->dsack) { /* a duplicate's arrival reveals no hole */
-		/* A young newest block: the hole right below it is news,
-		 * whether its segments came one ACK each or merged (GRO) in
-		 * one; at sizes 1, 2, 4, 8, 16 catches both, for at most five
-		 * copies. */
-		if (m <= STCP_SACK_YOUNG && !(m & (m - 1)))
+		/* A young newest block: the hole right below it is news.
+		 * Its first sighting cannot be told from a later one (a
+		 * client's GRO merges arrivals into one ACK), so every ACK
+		 * while it is young resends it: at most STCP_SACK_YOUNG
+		 * copies for a client that ACKs each arrival, the D-SACKs
+		 * of which are not answered. */
+		if (m <= STCP_SACK_YOUNG)
 			add_holes(d, b, below, newest_lo, 0, 0, 0);
 		add_holes(d, b, k->j, below, e, w, stcp_cwnd(k->t));
 	}
