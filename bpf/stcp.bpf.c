@@ -1351,8 +1351,8 @@ static __noinline int decode_data_ack(const struct seg *s,
 /*
  * SACK blocks of this ACK that name response data above the ACK point, as
  * segments. A D-SACK (RFC 2883: a first block below the ACK point, or
- * inside the second) is noted in k->dsack and skipped, or makes the whole
- * ACK an echo (-1, see below).
+ * inside the second) is noted in k->dsack and skipped, or, with echo_check,
+ * makes the whole ACK an echo (-1, see below).
  */
 /* RFC 2883 4.1.2: a first block inside the second is a D-SACK too. */
 static __always_inline int nb_dsack_inside(const struct req_scratch *rs,
@@ -1371,7 +1371,8 @@ static __always_inline int nb_dsack_inside(const struct req_scratch *rs,
 
 static __always_inline int load_sack(const struct req_scratch *rs,
 				     const struct tcp_opts *o,
-				     struct data_ack *k, struct sack_seg *b)
+				     struct data_ack *k, struct sack_seg *b,
+				     int echo_check)
 {
 	__u32 nb = 0;
 
@@ -1388,7 +1389,8 @@ static __always_inline int load_sack(const struct req_scratch *rs,
 			/* A duplicate of what this very ACK releases: it is
 			 * the echo of an earlier copy of this ACK, and
 			 * answering it would loop. */
-			if (dup >= stcp_release_end(k->t, k->nsegs) &&
+			if (echo_check &&
+			    dup >= stcp_release_end(k->t, k->nsegs) &&
 			    dup < stcp_release_end(k->j, k->nsegs))
 				return -1;
 			k->dsack = 1;
@@ -1456,7 +1458,9 @@ static __noinline int handle_data_ack(struct xdp_md *ctx, struct seg *s,
 	/* The client's timer resent request bytes or its FIN: something of
 	 * ours is lost with nothing in flight to tell (fact 7). */
 	probe = s->payload_len > 0 || (s->flags & TCP_FLAG_FIN);
-	nb = o->nsack ? load_sack(rs, o, k, rs->sb) : 0;
+	/* A probe carries the client's SACK state as it stands, a D-SACK
+	 * included: it is never an echo, or a stall would never end. */
+	nb = o->nsack ? load_sack(rs, o, k, rs->sb, !probe) : 0;
 	if (nb < 0)
 		return finish(STCP_C_DATA_DSACK, XDP_DROP);
 	if (nb > 0) {
