@@ -1281,7 +1281,7 @@ static __noinline int decode_data_ack(const struct seg *s,
 	__u32 tsecr = o->tsecr, slot = tsecr & STCP_DTS_SLOT_MASK;
 	__u32 cur = 0, back = 0, found = 0;
 	struct stcp_resp *resp;
-	__u64 win;
+	__u64 win, hi_t, alt;
 	struct stcp_cfg *cfg;
 	__u64 a = 0, total = 0;
 	__s64 lo_off;
@@ -1308,6 +1308,18 @@ static __noinline int decode_data_ack(const struct seg *s,
 		a = ack_offset(s->ack, tsecr, f, &back);
 		total = resp->hdr_len + resp->body_len;
 		if (ack_in_response(a, total, k->sz)) {
+			found = 1;
+			break;
+		}
+		/* The position field tells the 16 MB carry only while t
+		 * lies within 1 MB of a; after a long SACK recovery it may
+		 * not. 2^24 is no multiple of any segment size, so at most
+		 * one of a and the other carry is a boundary. */
+		hi_t = (__u64)((tsecr >> STCP_DTS_HI_SHIFT) & STCP_DTS_HI_MASK)
+		       << 24;
+		alt = a >= hi_t + (1u << 24) ? a - (1u << 24) : a + (1u << 24);
+		if (ack_in_response(alt, total, k->sz)) {
+			a = alt;
 			found = 1;
 			break;
 		}
