@@ -166,8 +166,8 @@ struct data_ack {
 	__u32 wseg;  /* the same, past the response's end too */
 	__u32 opts;
 	__u32 isn1;
-	__u32 t_rtx; /* segment t was a resend */
 	__u32 dsack; /* the ACK reports a duplicate */
+	struct stcp_resp resp; /* the slot the TSecr names */
 };
 
 /* Per CPU, never pinned: where a request is copied and parsed, replies
@@ -736,6 +736,27 @@ static __always_inline int mac_matches(__u64 h1, __u32 isn, int has_ts,
 				  ((__u32)h1 & STCP_TS_MAC_MASK);
 }
 
+/* The key slot new cookies are minted with; the other one still counts. */
+static __always_inline __u32 current_key_slot(void)
+{
+	__u32 zero = 0;
+	struct stcp_cfg *cfg = bpf_map_lookup_elem(&stcp_cfg, &zero);
+
+	return cfg ? cfg->key_cur & 1 : 0;
+}
+
+/* The 24 flow hash bits of the flow under the key in slot, or -1 when
+ * that slot holds no key. */
+static __always_inline __s64 flow_f_under(__u32 slot,
+					  const struct stcp_flow *flow)
+{
+	struct stcp_key *k = bpf_map_lookup_elem(&stcp_keys, &slot);
+
+	if (!k || !k->valid)
+		return -1;
+	return (__u32)stcp_flow_hash(k->k0, k->k1, flow) & STCP_TS_F_MASK;
+}
+
 /*
  * Checks that isn (and, with timestamps, tsecr) is a cookie we minted for
  * this flow and client ISN, under the current or the previous key. The flow
@@ -746,19 +767,16 @@ static __noinline int check_cookie(const struct seg *s, __u32 isn, __u32 cisn,
 {
 	struct stcp_cookie_fields c;
 	int has_ts = !!(flags & COOKIE_HAS_TS);
-	__u32 now = now_tick(), cur_slot = 0, tick;
+	__u32 now = now_tick(), cur_slot, tick;
 	__u32 want_pos = (flags & COOKIE_CLOSE) ? stcp_ts_pos(isn + 1) :
 						  stcp_ts_pos_synack(isn);
-	struct stcp_cfg *cfg;
 
 	stcp_cookie_fields(isn, has_ts, tsecr, &c);
 	if (has_ts && c.pos != want_pos)
 		return COOKIE_BAD;
 	tick = stcp_tick_with_parity(now, c.tick_parity);
 
-	cfg = bpf_map_lookup_elem(&stcp_cfg, &cur_slot);
-	if (cfg)
-		cur_slot = cfg->key_cur & 1;
+	cur_slot = current_key_slot();
 
 	for (__u32 i = 0; i < STCP_NUM_KEYS; i++) {
 		__u32 slot = cur_slot ^ i;
@@ -1115,24 +1133,19 @@ static __always_inline void sort_blocks(struct sack_seg *b)
 #undef CSWAP
 }
 
-/* Whether hole [.., he) is due for a resend: when the segments that just
- * arrived, [e - w, e), include one a multiple of period segments above it
- * (the first right above it, then about once a round trip). */
-static __always_inline int hole_due(__u32 he, __u32 e, __u32 w, __u32 period)
+/* Whether hole [.., he) is due for a resend: when the newest arrival,
+ * segment e - 1, lies a multiple of period segments above it (the first
+ * right above it, then about once a round trip). */
+static __always_inline int hole_due(__u32 he, __u32 e, __u32 period)
 {
-	__u32 from = e - w, x = he;
-
-	if (from > he)
-		x = he + (from - he + period - 1) / period * period;
-	return x < e;
+	return e > he && !((e - 1 - he) % period);
 }
 
 /* Appends the segments of [from, stop) that no (sorted) block covers:
  * every hole, or (period != 0) the holes hole_due() picks. */
 static __always_inline void add_holes(struct stcp_tx_desc *d,
 				      const struct sack_seg *b, __u32 from,
-				      __u32 stop, __u32 e, __u32 w,
-				      __u32 period)
+				      __u32 stop, __u32 e, __u32 period)
 {
 	__u32 x = from;
 
@@ -1144,11 +1157,11 @@ static __always_inline void add_holes(struct stcp_tx_desc *d,
 		if (b[i].lo >= stop)
 			break;
 		he = min_u32(b[i].lo, stop);
-		if (he > x && (!period || hole_due(he, e, w, period)))
+		if (he > x && (!period || hole_due(he, e, period)))
 			tx_add_range(d, x, he - x, 1);
 		x = b[i].hi;
 	}
-	if (x < stop && (!period || hole_due(stop, e, w, period)))
+	if (x < stop && (!period || hole_due(stop, e, period)))
 		tx_add_range(d, x, stop - x, 1);
 }
 
@@ -1167,7 +1180,7 @@ static __noinline __u32 plan_sack(struct stcp_tx_desc *d,
 				  __u32 nb, __u32 probe)
 {
 	__u32 newest_lo = b[0].lo, e = b[0].hi, sacked = 0, top = 0, x;
-	__u32 m = b[0].hi - b[0].lo, w = min_u32(m, STCP_SACK_BATCH);
+	__u32 m = b[0].hi - b[0].lo;
 	__u32 below = k->j; /* where the hole right below the newest starts */
 	for (__u32 i = 0; i < MAX_SACK_BLOCKS; i++) {
 		if (i >= nb) {
@@ -1181,7 +1194,7 @@ static __noinline __u32 plan_sack(struct stcp_tx_desc *d,
 	}
 	sort_blocks(b);
 	if (probe)
-		add_holes(d, b, k->j, top, 0, 0, 0);
+		add_holes(d, b, k->j, top, 0, 0);
 	else if (!k->dsack) { /* a duplicate's arrival reveals no hole */
 		/* A young newest block: the hole right below it is news.
 		 * Its first sighting cannot be told from a later one (a
@@ -1190,8 +1203,8 @@ static __noinline __u32 plan_sack(struct stcp_tx_desc *d,
 		 * copies for a client that ACKs each arrival, the D-SACKs
 		 * of which are not answered. */
 		if (m <= STCP_SACK_YOUNG)
-			add_holes(d, b, below, newest_lo, 0, 0, 0);
-		add_holes(d, b, k->j, below, e, w, stcp_cwnd(k->t));
+			add_holes(d, b, below, newest_lo, 0, 0);
+		add_holes(d, b, k->j, below, e, stcp_cwnd(k->t));
 	}
 	if (d->nseg)
 		count(STCP_C_TX_RETRANS);
@@ -1279,10 +1292,9 @@ static __noinline int decode_data_ack(const struct seg *s,
 				      struct data_ack *k)
 {
 	__u32 tsecr = o->tsecr, slot = tsecr & STCP_DTS_SLOT_MASK;
-	__u32 cur = 0, back = 0, found = 0;
+	__u32 cur, back = 0, found = 0;
 	struct stcp_resp *resp;
 	__u64 win, hi_t, alt;
-	struct stcp_cfg *cfg;
 	__u64 a = 0, total = 0;
 	__s64 lo_off;
 
@@ -1293,19 +1305,13 @@ static __noinline int decode_data_ack(const struct seg *s,
 		  (((tsecr >> STCP_DTS_WS_SHIFT) & STCP_OPT_WS_MASK)
 		   << STCP_OPT_WS_SHIFT);
 	k->sz = seg_payload_max(s, k->opts);
-	cfg = bpf_map_lookup_elem(&stcp_cfg, &cur);
-	if (cfg)
-		cur = cfg->key_cur & 1;
+	cur = current_key_slot();
 	for (__u32 i = 0; i < STCP_NUM_KEYS; i++) {
-		__u32 key_slot = cur ^ i, f;
-		struct stcp_key *key;
+		__s64 f = flow_f_under(cur ^ i, &s->flow);
 
-		key = bpf_map_lookup_elem(&stcp_keys, &key_slot);
-		if (!key || !key->valid)
+		if (f < 0)
 			continue;
-		f = (__u32)stcp_flow_hash(key->k0, key->k1, &s->flow) &
-		    STCP_TS_F_MASK;
-		a = ack_offset(s->ack, tsecr, f, &back);
+		a = ack_offset(s->ack, tsecr, (__u32)f, &back);
 		total = resp->hdr_len + resp->body_len;
 		if (ack_in_response(a, total, k->sz)) {
 			found = 1;
@@ -1331,12 +1337,12 @@ static __noinline int decode_data_ack(const struct seg *s,
 	}
 	if (!found || total > MAX_RESPONSE)
 		return -1;
+	k->resp = *resp;
 	k->a = a;
 	k->total = (__u32)total;
 	k->isn1 = s->ack - (__u32)a;
 	k->nsegs = (k->total + k->sz - 1) / k->sz;
 	k->j = a >= total ? k->nsegs : (__u32)a / k->sz;
-	k->t_rtx = (tsecr >> STCP_DTS_RTX_BIT) & 1;
 	/* t: the segment starting in the echoed TSval's 1 KB block; if none
 	 * does (a peer we do not understand), assume the ACK is fresh. */
 	k->t = k->j;
@@ -1433,9 +1439,8 @@ static __noinline int handle_data_ack(struct xdp_md *ctx, struct seg *s,
 {
 	struct req_scratch *rs = scratch();
 	struct stcp_tx_desc *d;
-	struct stcp_resp *resp;
 	struct data_ack *k;
-	__u32 n, disp, slot, probe;
+	__u32 n, disp, probe;
 	int nb;
 
 	if (!rs || !o->has_ts)
@@ -1455,16 +1460,12 @@ static __noinline int handle_data_ack(struct xdp_md *ctx, struct seg *s,
 	if (!tx_copies_ready())
 		return DATA_NO_COPIES;
 
-	slot = o->tsecr & STCP_DTS_SLOT_MASK;
-	resp = bpf_map_lookup_elem(&stcp_resps, &slot);
-	if (!resp)
-		return -1;
 	d = &rs->tx;
 	tx_desc_init(d, s, k->isn1,
 		     o->tsecr & ~(STCP_TS_POS_MASK << STCP_TS_POS_SHIFT |
 				  STCP_DTS_HI_MASK << STCP_DTS_HI_SHIFT |
 				  1u << STCP_DTS_RTX_BIT));
-	tx_desc_resp(d, resp, k->total, k->sz);
+	tx_desc_resp(d, &k->resp, k->total, k->sz);
 	d->tsecr = o->tsval;
 
 	/* The client's timer resent request bytes or its FIN: something of
@@ -1537,23 +1538,15 @@ static __noinline int answer_fin_after_response(struct xdp_md *ctx,
 static __noinline int before_first_segment(const struct seg *s,
 					   const struct tcp_opts *o)
 {
-	__u32 isn = s->ack - 1, cur = 0;
-	struct stcp_cfg *cfg;
+	__u32 isn = s->ack - 1, cur;
 
 	if (o->tsecr >> STCP_TS_POS_SHIFT != stcp_ts_pos_synack(isn))
 		return 0;
-	cfg = bpf_map_lookup_elem(&stcp_cfg, &cur);
-	if (cfg)
-		cur = cfg->key_cur & 1;
-	for (__u32 i = 0; i < STCP_NUM_KEYS; i++) {
-		__u32 slot = cur ^ i;
-		struct stcp_key *k = bpf_map_lookup_elem(&stcp_keys, &slot);
-
-		if (k && k->valid &&
-		    ((__u32)stcp_flow_hash(k->k0, k->k1, &s->flow) &
-		     STCP_TS_F_MASK) == (isn & STCP_TS_F_MASK))
+	cur = current_key_slot();
+	for (__u32 i = 0; i < STCP_NUM_KEYS; i++)
+		if (flow_f_under(cur ^ i, &s->flow) ==
+		    (__s64)(isn & STCP_TS_F_MASK))
 			return 1;
-	}
 	return 0;
 }
 

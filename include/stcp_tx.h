@@ -32,9 +32,6 @@
 /* Segment ranges one descriptor lists: SACK holes, then new data. */
 #define STCP_TX_RANGES 4
 
-/* Segments one client ACK is taken to report at once, section 7.4: a
- * Linux client ACKs every out-of-order arrival. */
-#define STCP_SACK_BATCH 1
 /* The newest SACK block is young up to this many segments (section 7.4):
  * at most this many copies of a hole for a client that ACKs every arrival. */
 #define STCP_SACK_YOUNG 16
