@@ -96,6 +96,13 @@ wrk_run() {
 	reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
 	[ "${reqs:-0}" -gt 0 ] || fail "wrk $* f$n.bin: no request completed"
 	bytes=$(awk '/requests in/ { print $5 }' <<<"$out")
+	# wrk rounds to two decimals of binary units: allow 1%.
+	awk -v b="$bytes" -v r="$reqs" -v n="$n" 'BEGIN {
+		u = substr(b, length(b) - 1); v = substr(b, 1, length(b) - 2) + 0
+		m = (u == "GB") ? 2^30 : (u == "MB") ? 2^20 : (u == "KB") ? 2^10 : 1
+		if (u !~ /[KMG]B/) v = b + 0
+		exit !(v * m >= 0.99 * r * n)
+	}' || fail "wrk $* f$n.bin: $bytes read for $reqs responses of $n bytes"
 	log "wrk $* f$n.bin: $reqs requests, $bytes read"
 }
 for n in 0 1449 65536 1048576; do
