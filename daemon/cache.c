@@ -10,7 +10,9 @@
  * The allocators live here, in stcpd: a bitmap over the pages and a flag
  * per slot. Pages and slots are written only while no stcp_objects entry
  * points at them; a replaced or deleted file's pages and slots go to a
- * pending list and are freed after grace_s seconds.
+ * pending list and are freed after grace_s seconds and two key rotations:
+ * a download is bound to its handshake's key (docs/PROTOCOL.md 2), so once
+ * that key is gone, nothing can read what it was given any more.
  *
  * The walk opens every directory with openat2(RESOLVE_BENEATH |
  * RESOLVE_NO_SYMLINKS) from the root and every file with O_NOFOLLOW from its
@@ -35,6 +37,7 @@
 
 #include "cache.h"
 #include "stcp_http.h"
+#include "stcp_maps.h"
 #include "common.h"
 
 #define NO_SLOT	     UINT32_MAX
@@ -60,7 +63,8 @@ struct stcp_cache_file {
 
 struct stcp_cache_pending {
 	struct held h;
-	time_t due; /* CLOCK_MONOTONIC seconds */
+	time_t due;	  /* CLOCK_MONOTONIC seconds */
+	uint32_t key_gen; /* the current key's generation when retired */
 };
 
 /* A table, so that a new type is one line. Extensions compare
@@ -127,6 +131,27 @@ static time_t mono_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec;
+}
+
+/* 0 (so nothing is freed) when the maps are not set or cannot be read. */
+static uint32_t key_gen_from_maps(const struct stcp_cache *c)
+{
+	struct stcp_key k = { 0 };
+	struct stcp_cfg cfg = { 0 };
+	uint32_t zero = 0;
+
+	if (c->keys_fd < 0 || c->cfg_fd < 0 ||
+	    bpf_map_lookup_elem(c->cfg_fd, &zero, &cfg) ||
+	    cfg.key_cur >= STCP_NUM_KEYS ||
+	    bpf_map_lookup_elem(c->keys_fd, &cfg.key_cur, &k) || !k.valid)
+		return 0;
+	return k.gen;
+}
+
+/* Serial comparison: generations may wrap. */
+static bool key_rotated_twice(uint32_t then, uint32_t now)
+{
+	return (int32_t)(now - then) >= 2;
 }
 
 /* ---- allocators ---- */
@@ -258,15 +283,18 @@ static void held_retire(struct stcp_cache *c, const struct held *h)
 	p = &c->pending[c->npending++];
 	p->h = *h;
 	p->due = c->clock() + (time_t)c->grace_s;
+	p->key_gen = c->key_gen(c);
 }
 
 void stcp_cache_reap(struct stcp_cache *c)
 {
 	time_t now = c->clock();
+	uint32_t gen = c->key_gen(c);
 	size_t kept = 0;
 
 	for (size_t i = 0; i < c->npending; i++) {
-		if (c->pending[i].due <= now)
+		if (c->pending[i].due <= now &&
+		    key_rotated_twice(c->pending[i].key_gen, gen))
 			held_free(c, &c->pending[i].h);
 		else
 			c->pending[kept++] = c->pending[i];
@@ -371,6 +399,21 @@ static uint64_t mtime_ns_of(const struct stat *st)
 	       (uint64_t)st->st_mtim.tv_nsec;
 }
 
+/* Says why replaced files still hold pages, when they do. */
+static void warn_pending(const struct stcp_cache *c)
+{
+	uint32_t pages = 0;
+
+	for (size_t i = 0; i < c->npending; i++)
+		pages += c->pending[i].h.npages;
+	if (pages)
+		log_warn("cache: %u pages still hold %zu replaced files, kept "
+			 "until %u s have passed and the MAC key has rotated "
+			 "twice ('stcpctl keys rotate' twice frees them now, "
+			 "and resets the downloads still reading them)",
+			 pages, c->npending, c->grace_s);
+}
+
 /*
  * Stores the open file fd (stat st) into new slots and pages and writes its
  * four responses; f gets the object. Nothing is published in stcp_objects.
@@ -392,10 +435,10 @@ static int store_file(struct stcp_cache *c, int fd, const struct stat *st,
 	held_init(&h);
 	if (body_npages + STCP_VARIANTS > free_pages) {
 		log_warn("%s: %" PRIu64 " bytes need %" PRIu64 " pages but "
-			 "only %u of %u are free; skipped (raise --cache-mb; "
-			 "a cache budget with eviction is a later issue)",
+			 "only %u of %u are free; skipped (raise --cache-mb)",
 			 f->path, size, body_npages + STCP_VARIANTS, free_pages,
 			 c->npages);
+		warn_pending(c);
 		return 1;
 	}
 	for (int v = 0; v < STCP_VARIANTS; v++) {
@@ -411,9 +454,9 @@ static int store_file(struct stcp_cache *c, int fd, const struct stat *st,
 	if (pages_alloc(c, h.npages, &h.first_page)) {
 		log_warn("%s: %" PRIu64 " bytes need %u contiguous free pages, "
 			 "and the %u free pages are fragmented; skipped (raise "
-			 "--cache-mb; a cache budget with eviction is a later "
-			 "issue)",
+			 "--cache-mb)",
 			 f->path, size, h.npages, free_pages);
+		warn_pending(c);
 		h.npages = 0;
 		err = 1;
 		goto fail;
@@ -656,6 +699,8 @@ int stcp_cache_init(struct stcp_cache *c, int pages_fd, int resps_fd,
 	c->objects_fd = objects_fd;
 	c->grace_s = STCP_CACHE_GRACE_S;
 	c->clock = mono_now;
+	c->key_gen = key_gen_from_maps;
+	c->keys_fd = c->cfg_fd = -1;
 	err = map_info(pages_fd, &pi);
 	if (!err)
 		err = map_info(resps_fd, &ri);
@@ -1099,6 +1144,9 @@ void stcp_cache_get_stats(const struct stcp_cache *c,
 	s->resps_used = c->resps_used;
 	s->nresps = c->nresps;
 	s->pending = (uint32_t)c->npending;
+	s->pending_pages = 0;
+	for (size_t i = 0; i < c->npending; i++)
+		s->pending_pages += c->pending[i].h.npages;
 }
 
 /* ---- readers (stcpctl, tests) ---- */

@@ -30,7 +30,9 @@ struct stcp_cache_stats {
 	uint32_t npages;     /* stcp_pages max_entries */
 	uint32_t resps_used;
 	uint32_t nresps;
-	uint32_t pending; /* replaced files waiting for the grace period */
+	uint32_t pending; /* replaced files waiting for the grace period and
+			   * two key rotations */
+	uint32_t pending_pages; /* their pages */
 	/* The last load: */
 	uint32_t added, changed, removed, unchanged, skipped;
 };
@@ -55,6 +57,18 @@ struct stcp_cache {
 	/* Seconds on CLOCK_MONOTONIC, for the grace period; tests replace
 	 * it with a clock they move. */
 	time_t (*clock)(void);
+	/*
+	 * The generation of the current MAC key (stcp_keys, stcp_cfg). A
+	 * download is bound to the key of its handshake and dies when that
+	 * key is two rotations old, so what was retired under generation g
+	 * is freed only once the current one is g + 2 or more (and the grace
+	 * period is over). By default read from keys_fd and cfg_fd, which
+	 * stcpd sets after stcp_cache_init; while they are -1 it returns 0
+	 * and nothing retired is ever freed. Tests replace it.
+	 */
+	uint32_t (*key_gen)(const struct stcp_cache *c);
+	int keys_fd;
+	int cfg_fd;
 	struct stcp_cache_stats last;
 };
 
@@ -68,12 +82,13 @@ int stcp_cache_init(struct stcp_cache *c, int pages_fd, int resps_fd,
 /*
  * Loads root, or reloads it: new and changed files get new pages and slots,
  * unchanged files keep theirs, deleted files leave stcp_objects. Replaced
- * pages and slots are freed STCP_CACHE_GRACE_S later. A file that cannot be
+ * pages and slots are freed once STCP_CACHE_GRACE_S have passed and the MAC
+ * key has rotated twice (struct stcp_cache, key_gen). A file that cannot be
  * stored is skipped with a warning; errors are returned only for the root
  * itself, the maps, or memory.
  */
 int stcp_cache_load(struct stcp_cache *c, const char *root);
-/* Frees what has waited out its grace period. */
+/* Frees what has waited out its grace period and two key rotations. */
 void stcp_cache_reap(struct stcp_cache *c);
 /* Removes every object this cache stored from stcp_objects. */
 void stcp_cache_clear(struct stcp_cache *c);

@@ -940,9 +940,9 @@ static void log_cache(const struct daemon *d, bool reload)
 	if (reload)
 		log_info("cache: reloaded %s: %u added, %u changed, %u "
 			 "removed, %u unchanged, %u skipped; %u replaced "
-			 "waiting %u s to be freed",
+			 "(%u pages) freed after %u s and two key rotations",
 			 d->cfg->root, st.added, st.changed, st.removed,
-			 st.unchanged, st.skipped, st.pending,
+			 st.unchanged, st.skipped, st.pending, st.pending_pages,
 			 d->cache.grace_s);
 	log_info("cache: %u objects, %llu bytes in %u pages (of %u)",
 		 st.files, (unsigned long long)st.bytes, st.pages_used,
@@ -962,6 +962,8 @@ static int fill_cache(struct daemon *d)
 	if (err)
 		return err;
 	d->cache_init = true;
+	d->cache.keys_fd = bpf_map__fd(o->maps.stcp_keys);
+	d->cache.cfg_fd = bpf_map__fd(o->maps.stcp_cfg);
 	if (!c->root) {
 		log_debug("cache: no --root, no content");
 		note_load(d, false);

@@ -21,9 +21,11 @@
  * Replacement: stcpd never rewrites pages or slots that a download may still
  * be reading. A changed file gets new pages and new slots, and its
  * stcp_objects entry is switched over to them; the old ones are freed only
- * STCP_CACHE_GRACE_S seconds later. A slot's gen grows by one every time the
- * slot is written, so a continuation that names (slot, gen) cannot be
- * answered from a slot that has since been reused.
+ * when STCP_CACHE_GRACE_S seconds have passed and the MAC key has rotated
+ * twice since. A download is bound to its handshake's key, which is refused
+ * two rotations later, so no download that could have looked up the old
+ * slots is alive when they are reused. A slot's gen grows by one every time
+ * the slot is written.
  */
 #ifndef STCP_CACHE_H
 #define STCP_CACHE_H

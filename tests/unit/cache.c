@@ -83,6 +83,15 @@ static time_t fake_clock(void)
 	return fake_now;
 }
 
+/* The current MAC key's generation, as the cache sees it; moved by hand. */
+static uint32_t fake_gen = 7;
+
+static uint32_t fake_key_gen(const struct stcp_cache *c)
+{
+	(void)c;
+	return fake_gen;
+}
+
 static uint8_t *random_bytes(size_t n)
 {
 	uint8_t *b = malloc(n ? n : 1);
@@ -524,6 +533,7 @@ static void case_load(struct tcase *t)
 		return;
 	}
 	cache.clock = fake_clock;
+	cache.key_gen = fake_key_gen;
 	err = stcp_cache_load(&cache, root);
 	if (err) {
 		tc_fail(t, "stcp_cache_load: %s", strerror(-err));
@@ -940,7 +950,23 @@ static void case_grace(struct tcase *t)
 	int err;
 
 	stcp_cache_get_stats(&cache, &st0);
+	/* The grace period is over, but downloads bound to the key of the
+	 * retirement, or to the one before it, may still read the pages. */
 	fake_now += 2;
+	stcp_cache_reap(&cache);
+	stcp_cache_get_stats(&cache, &st);
+	EXPECT(t, st.pending == 4 && st.pages_used == st0.pages_used,
+	       "%u pending, %u pages used with no key rotation, want 4, %u",
+	       st.pending, st.pages_used, st0.pages_used);
+	fake_gen++;
+	stcp_cache_reap(&cache);
+	stcp_cache_get_stats(&cache, &st);
+	EXPECT(t, st.pending == 4 && st.pages_used == st0.pages_used,
+	       "%u pending, %u pages used after one key rotation, want 4, %u",
+	       st.pending, st.pages_used, st0.pages_used);
+	for (size_t k = 0; k < 4; k++)
+		check_old_intact(t, retired[k]);
+	fake_gen++;
 	stcp_cache_reap(&cache);
 	stcp_cache_get_stats(&cache, &st);
 	for (size_t k = 0; k < 4; k++)
