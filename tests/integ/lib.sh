@@ -65,6 +65,36 @@ wire_check() {
 		-Y 'ip.checksum.status == "Bad" || tcp.checksum.status == "Bad" || _ws.malformed' 2>/dev/null | head -3)"
 }
 
+# ---- Redis: our own, on a unix socket in the log dir, never persisted ----
+# redis_init: sets REDIS_SOCK and stops redis-server on exit (skips the test
+# when redis-server is missing); then redis_start / redis_stop.
+redis_init() {
+	command -v redis-server >/dev/null || skip "redis-server is not installed"
+	command -v redis-cli >/dev/null || skip "redis-cli is not installed"
+	REDIS_SOCK="$LOG_DIR/redis.sock"
+	REDIS_PID=
+	EXTRA_CLEANUP+=(redis_stop)
+}
+rcli() { redis-cli -s "$REDIS_SOCK" "$@"; }
+redis_start() {
+	redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
+		--save "" --appendonly no --dir "$LOG_DIR" \
+		--logfile "$LOG_DIR/redis.log" --daemonize no &
+	REDIS_PID=$!
+	local i
+	for i in $(seq 50); do
+		[ "$(rcli ping 2>/dev/null)" = PONG ] && return 0
+		sleep 0.1
+	done
+	fail "redis-server did not start"
+}
+redis_stop() {
+	[ -n "$REDIS_PID" ] || return 0
+	kill -KILL "$REDIS_PID" 2>/dev/null || true
+	wait "$REDIS_PID" 2>/dev/null || true
+	REDIS_PID=
+}
+
 cleanup() {
 	local rc=$? f
 	set +e

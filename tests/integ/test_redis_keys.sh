@@ -8,8 +8,6 @@
 # only as digests, never printed.
 . "$(dirname "$0")/lib.sh"
 
-command -v redis-server >/dev/null || skip "redis-server is not installed"
-command -v redis-cli >/dev/null || skip "redis-cli is not installed"
 
 # ---- usage errors: one line, exit 2, before anything is touched ----
 for v in "" localhost 127.0.0.1 ":6379" "host:" "host:0" "host:65536" \
@@ -28,30 +26,8 @@ expect_err 2 'needs --redis' "$BUILD/stcpd" --iface lo --listen 198.18.0.1:80 \
 expect_err 2 'non-empty' "$BUILD/stcpd" --iface lo --listen 198.18.0.1:80 \
 	--redis unix:/nonexistent --redis-prefix ''
 
-# ---- Redis: our own, on a unix socket in the log dir, never persisted ----
-REDIS_SOCK="$LOG_DIR/redis.sock"
-REDIS_PID=
 PREFIX="stcp-test-${UNIQ}:"
-rcli() { redis-cli -s "$REDIS_SOCK" "$@"; }
-redis_start() {
-	redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
-		--save "" --appendonly no --dir "$LOG_DIR" \
-		--logfile "$LOG_DIR/redis.log" --daemonize no &
-	REDIS_PID=$!
-	local i
-	for i in $(seq 50); do
-		[ "$(rcli ping 2>/dev/null)" = PONG ] && return 0
-		sleep 0.1
-	done
-	fail "redis-server did not start"
-}
-redis_stop() {
-	[ -n "$REDIS_PID" ] || return 0
-	kill -KILL "$REDIS_PID" 2>/dev/null || true
-	wait "$REDIS_PID" 2>/dev/null || true
-	REDIS_PID=
-}
-EXTRA_CLEANUP+=(redis_stop)
+redis_init
 
 # keys_info PIN_DIR: "DIGEST GEN CUR PREV", where DIGEST covers both slots
 # (key, valid, gen; sorted, so the slot numbers do not matter), CUR and

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Two stcpd replicas on one Redis, each in its own server namespace, behind
+# a router namespace (issue 4). Both replicas have the same service address
+# and MAC; the router forwards the client's frames to either by nftables
+# (netdev ingress, `fwd`), and every reply back to the client:
+#
+#   [client] cli --- r0 [router] r1 --- s1 [replica 1]
+#                               r2 --- s2 [replica 2]
+#
+# With `numgen inc mod 2` the client's packets alternate between the
+# replicas one by one: the SYN goes to one, the ACK that completes the
+# handshake to the other, and the ACKs of a download are shared (1 KB to
+# 1 MB; larger downloads suffer from the reordering of two return paths,
+# PROTOCOL.md 7.6). Then a 16 MB download moves from replica 1 to replica 2
+# mid-transfer, and back. Every body must equal the file, over IPv4 and
+# IPv6, and each replica must have answered its share (counters). The
+# client uses timestamps: clients without them are not served multi-segment
+# responses yet (PROTOCOL.md 7.6).
+. "$(dirname "$0")/lib.sh"
+
+command -v nft >/dev/null || skip "nft is not installed"
+redis_init
+PREFIX="stcp-test-${UNIQ}:"
+
+ROOT=$(mktemp -d /tmp/stcp-replicas-root.XXXXXX)
+BODIES=$(mktemp -d /tmp/stcp-replicas-bodies.XXXXXX) # not in LOG_DIR: binary
+EXTRA_CLEANUP+=("rm -rf $ROOT $BODIES")
+for n in 1000 65536 1048576 16777216; do
+	head -c "$n" /dev/urandom >"$ROOT/f$n.bin"
+done
+
+NS_R="stcp-${UNIQ}-r"
+NS_S1="stcp-${UNIQ}-s1"
+NS_S2="stcp-${UNIQ}-s2r"
+NS_CL="stcp-${UNIQ}-cl"
+PIN1="/sys/fs/bpf/stcp-${UNIQ}-r1"
+PIN2="/sys/fs/bpf/stcp-${UNIQ}-r2"
+VIP4=198.18.2.1
+CL4=198.18.2.2
+VIP6=2001:2:0:2::1
+CL6=2001:2:0:2::2
+MAC_VIP=02:00:c6:12:02:01
+MAC_CL=02:00:c6:12:02:02
+EXTRA_CLEANUP+=("ip netns del $NS_R" "ip netns del $NS_S1" "ip netns del $NS_S2"
+	"ip netns del $NS_CL" "rm -rf $PIN1 $PIN2")
+
+in_r() { nsenter --net="/run/netns/$NS_R" "$@"; }
+in_cl() { nsenter --net="/run/netns/$NS_CL" "$@"; }
+in_s1() { nsenter --net="/run/netns/$NS_S1" "$@"; }
+in_s2() { nsenter --net="/run/netns/$NS_S2" "$@"; }
+ctl_1() { in_s1 "$BUILD/stcpctl" --pin-dir "$PIN1" "$@"; }
+ctl_2() { in_s2 "$BUILD/stcpctl" --pin-dir "$PIN2" "$@"; }
+# cnt CTL NAME: one counter of a replica.
+cnt() {
+	"$1" -j stats | python3 -c 'import json,sys
+d=json.load(sys.stdin); d=d.get("counters", d); print(d[sys.argv[1]])' "$2"
+}
+
+for ns in "$NS_R" "$NS_S1" "$NS_S2" "$NS_CL"; do
+	ip netns add "$ns"
+	ip -n "$ns" link set lo up
+done
+ip link add "c${UNIQ}" netns "$NS_CL" address "$MAC_CL" type veth \
+	peer name "r0${UNIQ}" netns "$NS_R"
+ip link add "s${UNIQ}" netns "$NS_S1" address "$MAC_VIP" type veth \
+	peer name "r1${UNIQ}" netns "$NS_R"
+ip link add "s${UNIQ}" netns "$NS_S2" address "$MAC_VIP" type veth \
+	peer name "r2${UNIQ}" netns "$NS_R"
+for d in "r0${UNIQ}" "r1${UNIQ}" "r2${UNIQ}"; do
+	in_r ip link set "$d" up
+	# XDP_TX and devmap frames of a veth are delivered only if the peer
+	# runs XDP; the client's frames must keep complete checksums.
+	in_r ip link set dev "$d" xdp obj "$BUILD/xdp_pass.bpf.o" sec xdp
+done
+in_cl ip addr add "$CL4/24" dev "c${UNIQ}"
+in_cl ip -6 addr add "$CL6/64" dev "c${UNIQ}" nodad
+in_cl ip link set "c${UNIQ}" up
+in_cl ethtool -K "c${UNIQ}" tx off >/dev/null
+in_cl ip neigh replace "$VIP4" lladdr "$MAC_VIP" dev "c${UNIQ}" nud permanent
+in_cl ip -6 neigh replace "$VIP6" lladdr "$MAC_VIP" dev "c${UNIQ}" nud permanent
+for s in in_s1 in_s2; do
+	$s ip addr add "$VIP4/24" dev "s${UNIQ}"
+	$s ip -6 addr add "$VIP6/64" dev "s${UNIQ}" nodad
+	$s ip link set "s${UNIQ}" up
+done
+mkdir -p "$PIN1" "$PIN2"
+
+# route MODE: alt (packet by packet), 1 or 2 (every packet to one replica).
+route() {
+	local to
+	case $1 in
+	alt) to="numgen inc mod 2 == 0 fwd to \"r1${UNIQ}\"; add rule netdev stcprt in0 fwd to \"r2${UNIQ}\"" ;;
+	1) to="fwd to \"r1${UNIQ}\"" ;;
+	2) to="fwd to \"r2${UNIQ}\"" ;;
+	esac
+	in_r nft -f - <<EOF
+flush chain netdev stcprt in0
+add rule netdev stcprt in0 $to
+EOF
+}
+in_r nft -f - <<EOF
+table netdev stcprt {
+	chain in0 { type filter hook ingress device "r0${UNIQ}" priority 0; }
+	chain in1 { type filter hook ingress device "r1${UNIQ}" priority 0; fwd to "r0${UNIQ}"; }
+	chain in2 { type filter hook ingress device "r2${UNIQ}" priority 0; fwd to "r0${UNIQ}"; }
+}
+EOF
+route alt
+
+redis_start
+LOG1="$LOG_DIR/stcpd1.log"
+LOG2="$LOG_DIR/stcpd2.log"
+for r in 1 2; do
+	ns=$NS_S1 pin=$PIN1 logf=$LOG1
+	[ "$r" = 2 ] && ns=$NS_S2 pin=$PIN2 logf=$LOG2
+	stcpd_launch "$ns" "s${UNIQ}" "$pin" "$logf" --listen "$VIP4:$PORT" \
+		--listen "[$VIP6]:$PORT" --root "$ROOT" --cache-mb 64 \
+		--redis "unix:$REDIS_SOCK" --redis-prefix "$PREFIX" ||
+		fail "replica $r did not start"
+done
+# Both replicas must hold the same keys (the one that started second took
+# the first one's from Redis) and the same content slots.
+for r in 1 2; do
+	f=$LOG1
+	[ "$r" = 2 ] && f=$LOG2
+	grep -q 'record written from ours\|from Redis' "$f" ||
+		fail "replica $r has not synchronised its keys through Redis"
+done
+slots() { "$1" -j content ls | python3 -c 'import json,sys
+print(sorted((o["path"], [r["slot"] for r in o["resps"]]) for o in json.load(sys.stdin)))'; }
+[ "$(slots ctl_1)" = "$(slots ctl_2)" ] || fail "the replicas numbered their content differently"
+
+# fetch HOST SIZE [curl args]: the body must hash like the file.
+fetch() {
+	local host=$1 n=$2 out="$BODIES/body" rc=0
+	shift 2
+	rm -f "$out"
+	in_cl curl -sS -f -m 60 -o "$out" "$@" "http://$host/f$n.bin" || rc=$?
+	[ "$rc" = 0 ] || fail "curl http://$host/f$n.bin: exit $rc"
+	cmp -s "$out" "$ROOT/f$n.bin" || fail "http://$host/f$n.bin: body differs ($(stat -c %s "$out") bytes)"
+}
+
+# ---- packet by packet ----
+a1=$(cnt ctl_1 data_ack_released)
+a2=$(cnt ctl_2 data_ack_released)
+h1=$(cnt ctl_1 handshake_done)
+h2=$(cnt ctl_2 handshake_done)
+for n in 1000 65536 1048576; do
+	for i in 1 2 3; do
+		fetch "$VIP4" "$n"
+		fetch "[$VIP6]" "$n"
+	done
+done
+for r in 1 2; do
+	c=ctl_$r
+	a=$(($(cnt $c data_ack_released) - $([ $r = 1 ] && echo "$a1" || echo "$a2")))
+	log "replica $r: $a data ACKs answered, syn_answered $(cnt $c syn_answered), requests $(cnt $c request_answered)"
+	[ "$a" -gt 100 ] || fail "replica $r answered only $a data ACKs of the alternating downloads"
+done
+log "18 downloads (1 KB to 1 MB, v4 and v6) with packets alternating: bodies identical"
+
+# ---- one download moves between the replicas mid-transfer ----
+for hop in "1 2" "2 1"; do
+	set -- $hop
+	route "$1"
+	b=$(cnt "ctl_$2" data_ack_released)
+	in_cl curl -sS -f -m 60 --limit-rate 4M -o "$BODIES/move" \
+		"http://$VIP4/f16777216.bin" 2>"$LOG_DIR/move.err" &
+	PIDS+=($!)
+	sleep 1
+	route "$2"
+	wait "${PIDS[-1]}" || fail "the download moved from replica $1 to $2 failed: $(cat "$LOG_DIR/move.err")"
+	unset 'PIDS[-1]'
+	cmp -s "$BODIES/move" "$ROOT/f16777216.bin" || fail "the download moved from replica $1 to $2 differs"
+	moved=$(($(cnt "ctl_$2" data_ack_released) - b))
+	[ "$moved" -gt 10 ] || fail "replica $2 answered $moved data ACKs after the move"
+	log "16 MB download moved from replica $1 to replica $2 after 1 s: identical; replica $2 answered $moved data ACKs"
+done
+route alt
+
+for r in 1 2; do
+	for c in bad_cookie data_refused; do
+		v=$(cnt "ctl_$r" "$c")
+		[ "$v" = 0 ] || fail "replica $r: $c=$v"
+	done
+done
+log "pass"
