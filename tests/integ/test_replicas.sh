@@ -16,6 +16,10 @@
 # IPv6, and each replica must have answered its share (counters). The
 # client uses timestamps: clients without them are not served multi-segment
 # responses yet (PROTOCOL.md 7.6).
+#
+# Last, Redis is stopped and started again during a wrk run of 1 KB GETs
+# with packets alternating: no request may fail, and both daemons must
+# reconnect by themselves and agree on the keys again.
 . "$(dirname "$0")/lib.sh"
 
 command -v nft >/dev/null || skip "nft is not installed"
@@ -41,8 +45,22 @@ VIP6=2001:2:0:2::1
 CL6=2001:2:0:2::2
 MAC_VIP=02:00:c6:12:02:01
 MAC_CL=02:00:c6:12:02:02
-EXTRA_CLEANUP+=("ip netns del $NS_R" "ip netns del $NS_S1" "ip netns del $NS_S2"
-	"ip netns del $NS_CL" "rm -rf $PIN1 $PIN2")
+# The daemons stop first, while their devices and pins still exist.
+DAEMONS=()
+stop_daemons() {
+	local p
+	for p in "${DAEMONS[@]}"; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	for p in "${DAEMONS[@]}"; do
+		for _ in $(seq 50); do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.1
+		done
+	done
+}
+EXTRA_CLEANUP+=(stop_daemons "ip netns del $NS_R" "ip netns del $NS_S1"
+	"ip netns del $NS_S2" "ip netns del $NS_CL" "rm -rf $PIN1 $PIN2")
 
 in_r() { nsenter --net="/run/netns/$NS_R" "$@"; }
 in_cl() { nsenter --net="/run/netns/$NS_CL" "$@"; }
@@ -117,6 +135,7 @@ for r in 1 2; do
 		--listen "[$VIP6]:$PORT" --root "$ROOT" --cache-mb 64 \
 		--redis "unix:$REDIS_SOCK" --redis-prefix "$PREFIX" ||
 		fail "replica $r did not start"
+	DAEMONS+=("${PIDS[-1]}")
 done
 # Both replicas must hold the same keys (the one that started second took
 # the first one's from Redis) and the same content slots.
@@ -164,7 +183,7 @@ for hop in "1 2" "2 1"; do
 	set -- $hop
 	route "$1"
 	b=$(cnt "ctl_$2" data_ack_released)
-	in_cl curl -sS -f -m 60 --limit-rate 4M -o "$BODIES/move" \
+	in_cl curl -sS -f -m 60 --limit-rate 2M -o "$BODIES/move" \
 		"http://$VIP4/f16777216.bin" 2>"$LOG_DIR/move.err" &
 	PIDS+=($!)
 	sleep 1
@@ -177,6 +196,46 @@ for hop in "1 2" "2 1"; do
 	log "16 MB download moved from replica $1 to replica $2 after 1 s: identical; replica $2 answered $moved data ACKs"
 done
 route alt
+
+# ---- Redis stopped and started during a load run ----
+in_cl wrk -t1 -c16 -d8s --timeout 5s -H 'Connection: close' \
+	"http://$VIP4/f1000.bin" >"$LOG_DIR/wrk.out" 2>&1 &
+PIDS+=($!)
+sleep 2
+redis_stop
+log "redis-server killed during the load run"
+sleep 2
+redis_start
+log "redis-server started again"
+wait "${PIDS[-1]}" || fail "wrk failed: $(cat "$LOG_DIR/wrk.out")"
+unset 'PIDS[-1]'
+out=$(cat "$LOG_DIR/wrk.out")
+grep -q "Socket errors" <<<"$out" && fail "wrk: $(grep 'Socket errors' <<<"$out")"
+grep -q "Non-2xx" <<<"$out" && fail "wrk: $(grep 'Non-2xx' <<<"$out")"
+reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+[ "${reqs:-0}" -gt 1000 ] || fail "wrk completed only ${reqs:-0} requests"
+log "wrk across the Redis restart: $reqs requests, 0 errors, 0 non-2xx"
+for r in 1 2; do
+	f=$LOG1
+	[ "$r" = 2 ] && f=$LOG2
+	for i in $(seq 50); do
+		grep -q 'connected to .* again' "$f" && break
+		sleep 0.2
+	done
+	grep -q 'connected to .* again' "$f" || fail "replica $r did not reconnect to Redis: $(tail -n 3 "$f")"
+	log "replica $r: $(grep 'connected to .* again' "$f" | tail -n 1 | cut -c1-110)"
+done
+# keys_digest PIN: both key slots, sorted (slot numbers may differ), hashed.
+keys_digest() {
+	bpftool -j map dump pinned "$1/stcp_keys" | python3 -c '
+import hashlib, json, sys
+v = sorted(json.dumps(e["formatted"]["value"], sort_keys=True) for e in json.load(sys.stdin))
+print(hashlib.sha256("".join(v).encode()).hexdigest())'
+}
+k1=$(keys_digest "$PIN1")
+k2=$(keys_digest "$PIN2")
+[ "$k1" = "$k2" ] || fail "the replicas' keys differ after the Redis restart"
+fetch "$VIP4" 1048576
 
 for r in 1 2; do
 	for c in bad_cookie data_refused; do
