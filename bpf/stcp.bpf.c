@@ -1172,8 +1172,9 @@ static __always_inline void add_holes(struct stcp_tx_desc *d,
  * hole below it again when the newest arrival lies a multiple of the window
  * above the hole, about once a round trip while it stays open, without
  * any memory of having sent it. A probe
- * (the client's timer) resends every hole. One new segment goes out for
- * every two SACKed (the halved window), to keep the ACK clock going.
+ * (the client's timer) resends every hole. Half the window stays in
+ * flight above what the client holds: one new segment per arrival, after
+ * the first half window of them (the halving of RFC 6675).
  */
 static __noinline __u32 plan_sack(struct stcp_tx_desc *d,
 				  const struct data_ack *k, struct sack_seg *b,
@@ -1208,11 +1209,43 @@ static __noinline __u32 plan_sack(struct stcp_tx_desc *d,
 	}
 	if (d->nseg)
 		count(STCP_C_TX_RETRANS);
-	if (sacked >= 2 && !(sacked & 1)) {
-		x = stcp_release_end(k->t, k->nsegs) + sacked / 2 - 1;
-		if (x >= top && x < k->rseg && x < k->nsegs)
-			tx_add_range(d, x, 1, 0);
+	/* Half the window in flight above what the client holds (RFC 6675's
+	 * pipe after halving): the first half window of arrivals releases
+	 * nothing, then each releases one more segment. */
+	x = k->j + sacked + stcp_cwnd(k->t) / 2;
+	if (x - 1 >= top && x - 1 < k->rseg && x - 1 < k->nsegs)
+		tx_add_range(d, x - 1, 1, 0);
+	if (!d->nseg && !probe && !k->dsack &&
+	    (x >= min_u32(k->rseg, k->nsegs) || top >= k->rseg)) {
+		/* The window (or STCP_PAWS_SPAN) holds new data back, so
+		 * the arrivals, and their ACKs, are about to dry up while
+		 * the ACK point's hole stays open: the client's timer,
+		 * which backs off, would be all that is left. Each of
+		 * these last ACKs resends that hole instead. */
+		tx_add_range(d, k->j, 1, 1);
+		count(STCP_C_TX_RETRANS);
 	}
+	return d->nseg;
+}
+
+/*
+ * An ACK the client sent for a duplicate's arrival (it carries a D-SACK).
+ * Mostly it repeats an earlier ACK, already answered: answering it again
+ * in full would send again what that one released, and every such copy
+ * that arrives is a duplicate with an ACK of its own. But the arrival that
+ * filled the hole at the ACK point can come with a duplicate, and then this
+ * is the only ACK that says the point moved. So it gets the last segment
+ * its ACK point releases, and only that: if the point moved, it is new, and
+ * the gap below it is a hole that SACK recovery fills; if not, its copy
+ * comes back as a D-SACK that names it, an echo, dropped.
+ */
+static __always_inline __u32 plan_dsack(struct stcp_tx_desc *d,
+					const struct data_ack *k)
+{
+	__u32 x = stcp_release_end(k->j, k->nsegs);
+
+	if (x > k->j && x - 1 < k->rseg)
+		tx_add_range(d, x - 1, 1, 1);
 	return d->nseg;
 }
 
@@ -1359,7 +1392,8 @@ static __noinline int decode_data_ack(const struct seg *s,
 	if (k->t > k->j)
 		k->t = k->j;
 	win = client_window(s, k->opts);
-	k->rseg = segs_below_edge(a, win, k->total, k->sz, k->nsegs);
+	k->rseg = segs_below_edge(a, min_u64(win, STCP_PAWS_SPAN), k->total,
+				  k->sz, k->nsegs);
 	/* The edge in segments, not capped at the response's end: what
 	 * tells whether the window held a release back. */
 	k->wseg = (__u32)min_u64((a + win) / k->sz, 0xffffffffu);
@@ -1476,7 +1510,10 @@ static __noinline int handle_data_ack(struct xdp_md *ctx, struct seg *s,
 	nb = o->nsack ? load_sack(rs, o, k, rs->sb, !probe) : 0;
 	if (nb < 0)
 		return finish(STCP_C_DATA_DSACK, XDP_DROP);
-	if (nb > 0) {
+	if (k->dsack && !probe) {
+		n = plan_dsack(d, k);
+		disp = STCP_C_DATA_DSACK;
+	} else if (nb > 0) {
 		n = plan_sack(d, k, rs->sb, nb, probe);
 		disp = STCP_C_DATA_SACK;
 	} else {
@@ -1988,9 +2025,7 @@ int stcp_devmap_tx(struct xdp_md *ctx)
 	last = off + len == d->total;
 	seq = d->isn1 + off;
 	r->seq = seq;
-	r->ack = d->req_end;
-	if (!(d->flags & STCP_TX_F_ACK_NONE))
-		r->ack -= stcp_ack_lag(off / d->seg_size, d->nsegs);
+	r->ack = stcp_seg_ack(d, off / d->seg_size);
 	r->flags = TCP_FLAG_ACK;
 	if (last)
 		r->flags |= TCP_FLAG_PSH |

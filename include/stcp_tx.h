@@ -40,6 +40,18 @@
 #define STCP_IW 10	    /* initial window, RFC 6928 */
 #define STCP_CWND_CAP 64 /* under 512 KB in flight (PAWS) and under the
 			    * 256 frames of a veth ring */
+/*
+ * Nothing is sent further than this above the client's ACK point. The
+ * client's ts_recent can be the TSval of the segment that filled a hole at
+ * its old ACK point, while what it holds out of order makes the new ACK
+ * point jump: with at most this span out of order, and this span again
+ * sent above the new point, our TSvals stay within the 512 KB over which
+ * the position field compares in serial order (PAWS, fact 3). Without it,
+ * a long SACK recovery in a large window sent segments the client dropped
+ * as PAWS-old, answering each with the duplicate ACK that released them
+ * again.
+ */
+#define STCP_PAWS_SPAN (192 * 1024)
 /* Request bytes left unacknowledged before the last segment, at most: the
  * shortest request that gets a multi-segment answer ("GET / HTTP/1.0" plus
  * two CRLFs) has 18. */
@@ -116,20 +128,27 @@ STCP_INLINE __u32 stcp_release_end(__u32 k, __u32 nsegs)
 }
 
 /*
- * Request bytes segment k (of nsegs) leaves unacknowledged: at least one,
- * so the client's retransmission timer keeps running until it has the whole
- * response (when it acknowledges that, or sends its FIN, a pure ACK of the
- * rest answers); fewer the further the segment is, so every sixteenth of
- * the response still advances the client's snd_una once (which resets the
- * timer's backoff). A one-segment response acknowledges all of it.
+ * Request bytes a segment of an nsegs-segment response leaves
+ * unacknowledged, so that the client's retransmission timer keeps running
+ * until it has the whole response (when it acknowledges that, or sends its
+ * FIN, a pure ACK of the rest answers). A one-segment response
+ * acknowledges all. The same for every segment: acknowledging a part of
+ * the bytes the timer resends does not reset its backoff (Linux resets it
+ * on an RTT sample, which needs a whole skb acknowledged), so there is
+ * nothing to gain by spending them.
  */
 STCP_INLINE __u32 stcp_ack_lag(__u32 k, __u32 nsegs)
 {
-	if (nsegs < 2)
-		return 0;
-	if (k + 1 >= nsegs)
-		return 1;
-	return 1 + ((nsegs - 1 - k) * (STCP_ACK_LAG_MAX - 1)) / (nsegs - 1);
+	(void)k;
+	return nsegs < 2 ? 0 : STCP_ACK_LAG_MAX;
+}
+
+/* The ACK number segment k carries. */
+STCP_INLINE __u32 stcp_seg_ack(const struct stcp_tx_desc *d, __u32 k)
+{
+	if (d->flags & STCP_TX_F_ACK_NONE)
+		return d->req_end;
+	return d->req_end - stcp_ack_lag(k, d->nsegs);
 }
 
 #endif /* STCP_TX_H */

@@ -456,11 +456,9 @@ static void check_copies(struct tcase *t, const struct stcp_tx_desc *d,
 				  !memcmp(v.opt + v.opt_len, want + off, len),
 		       "segment %u: payload differs (%zu bytes, want %u)", seg,
 		       v.payload_len, len);
-		EXPECT(t,
-		       v.ack == ack0 - ((d->flags & STCP_TX_F_ACK_NONE) ?
-						0 :
-						stcp_ack_lag(seg, d->nsegs)),
-		       "segment %u: ack 0x%08x", seg, v.ack);
+		EXPECT(t, v.ack == stcp_seg_ack(d, seg) && d->req_end == ack0,
+		       "segment %u: ack 0x%08x, req_end 0x%08x", seg, v.ack,
+		       d->req_end);
 		EXPECT(t,
 		       v.flags == (off + len == d->total ?
 					   PKT_TH_ACK | PKT_TH_PSH | PKT_TH_FIN :
@@ -622,6 +620,26 @@ static void case_multi(int family)
 	EXPECT(&t, r.verdict == XDP_DROP, "D-SACK echo: %s",
 	       verdict_name(r.verdict));
 	expect_counters(&t, &r, STCP_C_DATA_DSACK, -1);
+
+	/* Segment 5 lost, nothing after it arrived: the client's timer
+	 * resends the 16 request bytes still unacknowledged. The answer
+	 * goes back to segment 5 and still leaves them unacknowledged. */
+	s = dconn_seg(&c, reqlen - STCP_ACK_LAG_MAX, 5 * sz,
+		      PKT_TH_ACK | PKT_TH_PSH,
+		      stcp_data_tsval(c.isn + 1 + 4 * sz, 0, LINUX_OPTS, 0,
+				      slot),
+		      &req[reqlen - STCP_ACK_LAG_MAX]);
+	s.window = 4000;
+	if (run(&t, &s, &r))
+		goto out;
+	expect_counters(&t, &r, STCP_C_DATA_PROBE, STCP_C_TX_RETRANS);
+	d = desc_of(&t, &r);
+	if (!d)
+		goto out;
+	EXPECT(&t, d->first[0] == 5 && stcp_seg_ack(d, 5) == s.seq,
+	       "probe: first range [%u,+%u), ack 0x%08x, want 5 and 0x%08x",
+	       d->first[0], d->count[0], stcp_seg_ack(d, 5), s.seq);
+	check_copies(&t, d, want, slot, s.seq + STCP_ACK_LAG_MAX);
 
 	/* Everything arrived; the client's timer resends the last request
 	 * byte: a pure ACK of it. */
