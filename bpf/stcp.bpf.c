@@ -103,6 +103,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } stcp_objects SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, STCP_MISS_RING_BYTES);
+} stcp_misses SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, STCP_MAX_RESPS);
+	__type(key, __u32);
+	__type(value, __u32);
+} stcp_slot_use SEC(".maps");
+
 /* What the parser learns of a packet for the service. */
 struct seg {
 	struct stcp_flow flow;
@@ -240,6 +252,48 @@ static __always_inline int finish(__u32 disposition, int action)
 {
 	count(disposition);
 	return action;
+}
+
+/*
+ * The packet needs an evicted slot: hand the untouched frame to stcpd,
+ * which loads the object and runs the frame through here again (include/
+ * stcp_cache.h). Dropped meanwhile; if the ring is full, the client's
+ * retransmission will ask again.
+ */
+static __noinline int report_miss(struct xdp_md *ctx, __u32 slot)
+{
+	__u32 len = ctx->data_end - ctx->data, m;
+	struct stcp_miss_event *e;
+
+	if (!len || len > STCP_MISS_FRAME_MAX)
+		return finish(STCP_C_CACHE_MISS_LOST, XDP_DROP);
+	e = bpf_ringbuf_reserve(&stcp_misses, sizeof(*e), 0);
+	if (!e)
+		return finish(STCP_C_CACHE_MISS_LOST, XDP_DROP);
+	m = len - 1;
+	asm volatile("" : "+r"(m));
+	if (bpf_xdp_load_bytes(ctx, 0, e->frame,
+			       (m & (STCP_MISS_FRAME_MAX - 1)) + 1)) {
+		bpf_ringbuf_discard(e, 0);
+		return finish(STCP_C_CACHE_MISS_LOST, XDP_DROP);
+	}
+	e->slot = slot;
+	e->ifindex = ctx->ingress_ifindex;
+	e->rxq = ctx->rx_queue_index;
+	e->len = len;
+	bpf_ringbuf_submit(e, 0);
+	return finish(STCP_C_CACHE_MISS, XDP_DROP);
+}
+
+/* For stcpd's choice of what to evict; written only when it changes, so
+ * a popular slot's cache line is not bounced on every request. */
+static __always_inline void note_slot_use(__u32 slot)
+{
+	__u32 *t = bpf_map_lookup_elem(&stcp_slot_use, &slot);
+	__u32 now = (__u32)(bpf_ktime_get_coarse_ns() >> 30);
+
+	if (t && *t != now)
+		*t = now;
 }
 
 static __always_inline __u16 csum_fold(__u64 sum)
@@ -1056,8 +1110,11 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 	stcp_http_parse(sc->buf, n, &sc->req);
 	slot = response_slot(&sc->req) & STCP_DTS_SLOT_MASK;
 	resp = bpf_map_lookup_elem(&stcp_resps, &slot);
+	if (resp && (resp->flags & STCP_RESP_EVICTED))
+		return report_miss(ctx, slot);
 	if (!resp || !(resp->flags & STCP_RESP_VALID))
 		return send_rst(ctx, s, STCP_C_DATA_REFUSED);
+	note_slot_use(slot);
 
 	sz = seg_payload_max(s, opts);
 	total = resp->hdr_len;
@@ -1332,7 +1389,7 @@ static __noinline int decode_data_ack(const struct seg *s,
 	__s64 lo_off;
 
 	resp = bpf_map_lookup_elem(&stcp_resps, &slot);
-	if (!resp || !(resp->flags & STCP_RESP_VALID))
+	if (!resp || !(resp->flags & (STCP_RESP_VALID | STCP_RESP_EVICTED)))
 		return -1;
 	k->opts = ((tsecr >> STCP_DTS_MSS_SHIFT) & STCP_OPT_MSS_MASK) |
 		  (((tsecr >> STCP_DTS_WS_SHIFT) & STCP_OPT_WS_MASK)
@@ -1461,6 +1518,7 @@ static __always_inline int load_sack(const struct req_scratch *rs,
 #define DATA_NOT_OURS -1
 #define DATA_ANSWER_FIN -2
 #define DATA_NO_COPIES -3
+#define DATA_MISS -4 /* the response's slot is evicted: a cache miss */
 
 /*
  * A segment of a connection whose response has started: an ACK that
@@ -1491,6 +1549,8 @@ static __noinline int handle_data_ack(struct xdp_md *ctx, struct seg *s,
 			return finish(STCP_C_RESPONSE_ACKED, XDP_DROP);
 		return DATA_ANSWER_FIN;
 	}
+	if (k->resp.flags & STCP_RESP_EVICTED)
+		return DATA_MISS;
 	if (!tx_copies_ready())
 		return DATA_NO_COPIES;
 
@@ -1643,6 +1703,8 @@ static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 			return answer_fin_after_response(ctx, s, o);
 		if (after == DATA_NO_COPIES)
 			return send_rst(ctx, s, STCP_C_RESPONSE_TOO_BIG);
+		if (after == DATA_MISS)
+			return report_miss(ctx, o->tsecr & STCP_DTS_SLOT_MASK);
 		if (o->has_ts && o->nsack && before_first_segment(s, o))
 			return finish(STCP_C_DATA_ACK_IDLE, XDP_DROP);
 	}

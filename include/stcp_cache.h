@@ -52,6 +52,15 @@ struct stcp_page {
 /* A body follows the header (possibly of length 0, an empty file). HEAD is
  * answered from the same slot with only its hdr_len header bytes. */
 #define STCP_RESP_HAS_BODY 0x2u
+/*
+ * The slot belongs to an object whose bytes are not in the pages now (the
+ * cache budget is smaller than the content): hdr_len and body_len are
+ * still the response's, and a packet that needs them goes to stcpd as a
+ * cache miss (stcp_misses), which loads the object into the same slot,
+ * byte for byte what it was, and runs the packet through the fast path
+ * again. VALID is clear meanwhile.
+ */
+#define STCP_RESP_EVICTED 0x4u
 
 struct stcp_resp {
 	__u32 hdr_page;	 /* header bytes at offset 0 of this page */
@@ -120,6 +129,26 @@ struct stcp_obj {
 	__u64 etag_hash;
 	__u64 etag_weak_hash;
 };
+
+/*
+ * stcp_misses: BPF_MAP_TYPE_RINGBUF of the program stcpd loads (not
+ * pinned: only that program reports to that daemon). One record per
+ * packet that met an evicted slot: the whole frame, so that stcpd can
+ * run it through the fast path again once the object is back.
+ */
+#define STCP_MISS_FRAME_MAX 2048 /* a power of two: the verifier bounds it by a mask */
+#define STCP_MISS_RING_BYTES (1u << 20)
+struct stcp_miss_event {
+	__u32 slot;
+	__u32 ifindex; /* where the frame arrived */
+	__u32 rxq;
+	__u32 len; /* bytes of frame[] */
+	__u8 frame[STCP_MISS_FRAME_MAX];
+};
+
+/* stcp_slot_use: BPF_MAP_TYPE_ARRAY, STCP_MAX_RESPS entries of __u32: the
+ * coarse time (bpf_ktime_get_coarse_ns() >> 30, about seconds) at which a
+ * request last named the slot. stcpd evicts the least recently used. */
 
 /* How long a replaced or deleted object's pages and slots stay untouched. */
 #define STCP_CACHE_GRACE_S 120

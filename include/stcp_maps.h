@@ -128,14 +128,19 @@ enum stcp_counter {
 	/* emitted frames */
 	STCP_C_TX_RETRANS = 30, /* ACKs that resent segments (in tx_data) */
 	STCP_C_TX_FLUSH = 31, /* flush frames (include/stcp_tx.h) */
-	STCP_C_MAX = 32,
+	/* dispositions: cache misses (include/stcp_cache.h) */
+	STCP_C_CACHE_MISS = 32, /* handed to stcpd, which runs it again */
+	STCP_C_CACHE_MISS_LOST = 33, /* stcp_misses full: dropped */
+	STCP_C_DISP_END3 = 34,
+	STCP_C_MAX = 34,
 };
 
 /* Whether counter slot i is a disposition (see above). */
 static inline int stcp_counter_is_disposition(int i)
 {
 	return (i >= STCP_C_DISP_FIRST && i < STCP_C_DISP_END) ||
-	       (i >= STCP_C_DATA_ACK_RELEASED && i < STCP_C_DISP_END2);
+	       (i >= STCP_C_DATA_ACK_RELEASED && i < STCP_C_DISP_END2) ||
+	       (i >= STCP_C_CACHE_MISS && i < STCP_C_DISP_END3);
 }
 
 
@@ -174,6 +179,8 @@ static const char *const stcp_counter_names[STCP_C_MAX] = {
 	[STCP_C_DATA_PROBE] = "data_probe",
 	[STCP_C_TX_RETRANS] = "tx_retrans",
 	[STCP_C_TX_FLUSH] = "tx_flush",
+	[STCP_C_CACHE_MISS] = "cache_miss",
+	[STCP_C_CACHE_MISS_LOST] = "cache_miss_lost",
 };
 #endif
 
