@@ -44,6 +44,9 @@
 #define INDEX_NAME   "index.html"
 #define DEFAULT_TYPE "application/octet-stream"
 
+static int open_beneath(int rootfd, const char *rel);
+static bool same_file(const struct stcp_cache_file *f, const struct stat *st);
+
 /* The slots and the run of pages one stored file holds. The run is the
  * STCP_VARIANTS header pages, in variant order, then the body pages. */
 struct held {
@@ -56,6 +59,9 @@ struct stcp_cache_file {
 	char path[STCP_PATH_LEN];
 	bool has_index; /* index.html: also stored as its directory */
 	bool seen;	/* during a load: kept or replaced */
+	bool resident;	/* its bytes are in pages; else its slots are evicted */
+	uint64_t loaded; /* when it last became resident (c->load_seq) */
+	uint32_t hdr_len[STCP_VARIANTS];
 	uint64_t dev, ino, size, mtime_ns;
 	struct stcp_obj obj;
 	struct held h;
@@ -414,35 +420,248 @@ static void warn_pending(const struct stcp_cache *c)
 			 pages, c->npending, c->grace_s);
 }
 
+/* The header fields of f's responses, from what its stat said. */
+static void file_meta_of(const struct stcp_cache_file *f, struct file_meta *m)
+{
+	m->size = f->size;
+	m->type = stcp_content_type(f->path);
+	snprintf(m->etag, sizeof(m->etag),
+		 "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "\"", f->ino, f->size,
+		 f->mtime_ns);
+	format_imf((time_t)(f->mtime_ns / 1000000000ull), m->last_modified,
+		   sizeof(m->last_modified));
+}
+
+static bool variant_has_body(int v)
+{
+	return v == STCP_V_200_CLOSE || v == STCP_V_200_KEEPALIVE;
+}
+
+/* Marks f's slots evicted: the lengths stay, the pages are not named. */
+static int write_evicted(struct stcp_cache *c, struct stcp_cache_file *f)
+{
+	for (int v = 0; v < STCP_VARIANTS; v++) {
+		struct stcp_resp r = { 0 };
+		int err;
+
+		r.hdr_len = f->hdr_len[v];
+		r.flags = STCP_RESP_EVICTED;
+		if (variant_has_body(v)) {
+			r.flags |= STCP_RESP_HAS_BODY;
+			r.body_len = f->size;
+		}
+		err = resp_write(c, f->h.resp[v], &r);
+		if (err)
+			return err;
+	}
+	f->resident = false;
+	return 0;
+}
+
+/* The last use of f by a request (stcp_slot_use), 0 if unknown. */
+static uint32_t file_last_use(const struct stcp_cache *c,
+			      const struct stcp_cache_file *f)
+{
+	uint32_t best = 0;
+
+	for (int v = 0; c->slot_use_fd >= 0 && v < STCP_VARIANTS; v++) {
+		uint32_t t = 0;
+
+		if (!bpf_map_lookup_elem(c->slot_use_fd, &f->h.resp[v], &t) &&
+		    t > best)
+			best = t;
+	}
+	return best;
+}
+
+/* 2 ms: far longer than one NAPI poll, in which a program that read an
+ * object's stcp_resp before it was evicted finishes with its pages. */
+#define EVICT_QUIESCE_NS 2000000L
+/* Victims per round: a round frees at least a sixteenth of the cache, so
+ * the next misses find room without waiting for a round of their own. */
+#define EVICT_MAX_VICTIMS 64
+
 /*
- * Stores the open file fd (stat st) into new slots and pages and writes its
- * four responses; f gets the object. Nothing is published in stcp_objects.
- * Returns 0, 1 when the file was skipped (with a warning), or a negative
- * errno for a failure of the maps.
+ * Makes room for a run of n pages by evicting the least recently used
+ * resident files other than keep: their slots are marked evicted first,
+ * and their pages freed once no program can still be reading them.
+ * Returns 0 when a run was found (in *first), 1 when none can be.
+ */
+static int evict_for(struct stcp_cache *c, uint32_t n,
+		     const struct stcp_cache_file *keep, uint32_t *first)
+{
+	for (;;) {
+		struct stcp_cache_file *victims[EVICT_MAX_VICTIMS];
+		uint32_t want = n > c->npages / 16 ? 2 * n : n + c->npages / 16;
+		size_t nv = 0;
+		uint32_t gain = 0;
+
+		if (!pages_alloc(c, n, first))
+			return 0;
+		/* One at least: free pages may all be too scattered. */
+		while (nv < EVICT_MAX_VICTIMS &&
+		       (!nv || c->npages - c->pages_used + gain < want)) {
+			struct stcp_cache_file *v = NULL;
+			uint32_t vuse = 0;
+
+			for (size_t i = 0; i < c->nfiles; i++) {
+				struct stcp_cache_file *f = &c->files[i];
+				uint32_t u;
+				bool taken = false;
+
+				if (!f->resident || f == keep || !f->h.npages)
+					continue;
+				for (size_t j = 0; j < nv; j++)
+					taken |= victims[j] == f;
+				if (taken)
+					continue;
+				u = file_last_use(c, f);
+				if (!v || u < vuse ||
+				    (u == vuse && f->loaded < v->loaded)) {
+					v = f;
+					vuse = u;
+				}
+			}
+			if (!v)
+				break;
+			victims[nv++] = v;
+			gain += v->h.npages;
+		}
+		if (!nv)
+			return 1;
+		for (size_t j = 0; j < nv; j++) {
+			int err = write_evicted(c, victims[j]);
+
+			if (err)
+				log_warn("cache: cannot evict %s: %s",
+					 victims[j]->path, strerror(-err));
+		}
+		nanosleep(&(struct timespec){ .tv_nsec = EVICT_QUIESCE_NS },
+			  NULL);
+		for (size_t j = 0; j < nv; j++) {
+			struct stcp_cache_file *f = victims[j];
+
+			if (f->resident) /* the write failed: keep it */
+				continue;
+			pages_mark(c, f->h.first_page, f->h.npages, false);
+			f->h.first_page = 0;
+			f->h.npages = 0;
+			c->evictions++;
+			log_debug("cache: evicted %s", f->path);
+		}
+	}
+}
+
+/*
+ * Reads f's bytes from fd into a new run of pages and writes its four
+ * responses into its slots, valid. With evict, less recently used files
+ * make room. Returns 0, 1 when it does not fit (or the cache cannot ever
+ * hold it), 2 when the file changed while being read, or a negative errno
+ * for the maps.
+ */
+static int load_pages(struct stcp_cache *c, int fd, struct stcp_cache_file *f,
+		      bool evict)
+{
+	uint64_t body_npages = (f->size + STCP_PAGE_SIZE - 1) / STCP_PAGE_SIZE;
+	uint32_t n, first;
+	uint8_t page[STCP_PAGE_SIZE];
+	struct file_meta m;
+	struct stat st2;
+	int err = 0;
+
+	if (body_npages + STCP_VARIANTS > c->npages)
+		return 1;
+	n = (uint32_t)body_npages + STCP_VARIANTS;
+	if (pages_alloc(c, n, &first) && (!evict || evict_for(c, n, f, &first)))
+		return 1;
+	if (lseek(fd, 0, SEEK_SET) < 0) {
+		err = -errno;
+		goto out;
+	}
+	for (uint64_t i = 0; i < body_npages; i++) {
+		uint64_t left = f->size - i * STCP_PAGE_SIZE;
+		size_t want =
+			left < STCP_PAGE_SIZE ? (size_t)left : STCP_PAGE_SIZE;
+		ssize_t got = read_full(fd, page, want);
+
+		if (got < 0 || (size_t)got != want) {
+			log_warn("%s: %s", f->path,
+				 got < 0 ? strerror((int)-got)
+					 : "shorter than its size (changed "
+					   "while being read)");
+			err = 2;
+			goto out;
+		}
+		memset(page + want, 0, STCP_PAGE_SIZE - want);
+		err = page_write(c, first + STCP_VARIANTS + (uint32_t)i, page);
+		if (err)
+			goto out;
+	}
+	if (fstat(fd, &st2) || !same_file(f, &st2)) {
+		log_warn("%s: changed while being read", f->path);
+		err = 2;
+		goto out;
+	}
+	file_meta_of(f, &m);
+	for (int v = 0; v < STCP_VARIANTS; v++) {
+		struct stcp_resp r = { 0 };
+		int hl = build_header((char *)page, (enum stcp_variant)v, &m);
+
+		if (hl < 0) {
+			err = hl;
+			goto out;
+		}
+		r.hdr_page = first + (uint32_t)v;
+		r.hdr_len = (uint32_t)hl;
+		r.flags = STCP_RESP_VALID;
+		if (variant_has_body(v)) {
+			r.flags |= STCP_RESP_HAS_BODY;
+			r.body_page = body_npages ? first + STCP_VARIANTS : 0;
+			r.body_npages = (uint32_t)body_npages;
+			r.body_len = f->size;
+		}
+		err = page_write(c, r.hdr_page, page);
+		if (!err)
+			err = resp_write(c, f->h.resp[v], &r);
+		if (err)
+			goto out;
+		f->hdr_len[v] = (uint32_t)hl;
+	}
+	f->h.first_page = first;
+	f->h.npages = n;
+	f->resident = true;
+	f->loaded = ++c->load_seq;
+	return 0;
+out:
+	pages_mark(c, first, n, false);
+	return err;
+}
+
+/*
+ * Stores the open file fd (stat st) into new slots, and into pages if
+ * they have room (else its slots are evicted and a request loads it); f
+ * gets the object. Nothing is published in stcp_objects. Returns 0, 1 when
+ * the file was skipped (with a warning), or a negative errno for a failure
+ * of the maps.
  */
 static int store_file(struct stcp_cache *c, int fd, const struct stat *st,
 		      struct stcp_cache_file *f)
 {
 	uint64_t size = (uint64_t)st->st_size;
-	uint64_t body_npages = (size + STCP_PAGE_SIZE - 1) / STCP_PAGE_SIZE;
-	uint32_t free_pages = c->npages - c->pages_used;
 	uint8_t page[STCP_PAGE_SIZE];
-	struct file_meta m = { .size = size };
-	struct held h;
-	struct stat st2;
+	struct file_meta m;
 	int err = 0;
 
-	held_init(&h);
-	if (body_npages + STCP_VARIANTS > free_pages) {
-		log_warn("%s: %" PRIu64 " bytes need %" PRIu64 " pages but "
-			 "only %u of %u are free; skipped (raise --cache-mb)",
-			 f->path, size, body_npages + STCP_VARIANTS, free_pages,
-			 c->npages);
-		warn_pending(c);
+	held_init(&f->h);
+	if ((size + STCP_PAGE_SIZE - 1) / STCP_PAGE_SIZE + STCP_VARIANTS >
+	    c->npages) {
+		log_warn("%s: %" PRIu64 " bytes need more pages than the whole "
+			 "cache has (%u); skipped (raise --cache-mb)",
+			 f->path, size, c->npages);
 		return 1;
 	}
 	for (int v = 0; v < STCP_VARIANTS; v++) {
-		if (resp_alloc(c, &h.resp[v])) {
+		if (resp_alloc(c, &f->h.resp[v])) {
 			log_warn("%s: no free response slot (stcp_resps has "
 				 "%u, %d per file); skipped",
 				 f->path, c->nresps, STCP_VARIANTS);
@@ -450,79 +669,38 @@ static int store_file(struct stcp_cache *c, int fd, const struct stat *st,
 			goto fail;
 		}
 	}
-	h.npages = (uint32_t)body_npages + STCP_VARIANTS;
-	if (pages_alloc(c, h.npages, &h.first_page)) {
-		log_warn("%s: %" PRIu64 " bytes need %u contiguous free pages, "
-			 "and the %u free pages are fragmented; skipped (raise "
-			 "--cache-mb)",
-			 f->path, size, h.npages, free_pages);
-		warn_pending(c);
-		h.npages = 0;
-		err = 1;
-		goto fail;
-	}
-	for (uint64_t i = 0; i < body_npages; i++) {
-		uint64_t left = size - i * STCP_PAGE_SIZE;
-		size_t want =
-			left < STCP_PAGE_SIZE ? (size_t)left : STCP_PAGE_SIZE;
-		ssize_t n = read_full(fd, page, want);
-
-		if (n < 0 || (size_t)n != want) {
-			log_warn("%s: %s; skipped", f->path,
-				 n < 0 ? strerror((int)-n)
-				       : "shorter than its size (changed while "
-					 "being read)");
-			err = 1;
-			goto fail;
-		}
-		memset(page + want, 0, STCP_PAGE_SIZE - want);
-		err = page_write(c, h.first_page + STCP_VARIANTS + (uint32_t)i,
-				 page);
-		if (err)
-			goto fail;
-	}
-	if (fstat(fd, &st2) || (uint64_t)st2.st_size != size ||
-	    mtime_ns_of(&st2) != mtime_ns_of(st)) {
-		log_warn("%s: changed while being read; skipped until the next "
-			 "reload",
-			 f->path);
-		err = 1;
-		goto fail;
-	}
-
-	m.type = stcp_content_type(f->path);
-	snprintf(m.etag, sizeof(m.etag),
-		 "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "\"",
-		 (uint64_t)st->st_ino, size, mtime_ns_of(st));
-	format_imf(st->st_mtim.tv_sec, m.last_modified,
-		   sizeof(m.last_modified));
+	f->dev = (uint64_t)st->st_dev;
+	f->ino = (uint64_t)st->st_ino;
+	f->size = size;
+	f->mtime_ns = mtime_ns_of(st);
+	file_meta_of(f, &m);
 	for (int v = 0; v < STCP_VARIANTS; v++) {
-		struct stcp_resp r = { 0 };
 		int n = build_header((char *)page, (enum stcp_variant)v, &m);
 
 		if (n < 0) {
 			err = n;
 			goto fail;
 		}
-		r.hdr_page = h.first_page + (uint32_t)v;
-		r.hdr_len = (uint32_t)n;
-		r.flags = STCP_RESP_VALID;
-		if (v == STCP_V_200_CLOSE || v == STCP_V_200_KEEPALIVE) {
-			r.flags |= STCP_RESP_HAS_BODY;
-			r.body_page =
-				body_npages ? h.first_page + STCP_VARIANTS : 0;
-			r.body_npages = (uint32_t)body_npages;
-			r.body_len = size;
-		}
-		err = page_write(c, r.hdr_page, page);
-		if (!err)
-			err = resp_write(c, h.resp[v], &r);
+		f->hdr_len[v] = (uint32_t)n;
+		f->obj.resp[v] = f->h.resp[v];
+	}
+	err = load_pages(c, fd, f, false);
+	if (err == 2) {
+		log_warn("%s: skipped until the next reload", f->path);
+		err = 1;
+		goto fail;
+	}
+	if (err == 1) {
+		/* No room now: a request will load it (a cache miss). */
+		err = write_evicted(c, f);
 		if (err)
 			goto fail;
-		f->obj.resp[v] = h.resp[v];
+		c->not_resident_loads++;
 	}
+	if (err)
+		goto fail;
 	f->obj.size = size;
-	f->obj.mtime = mtime_ns_of(st);
+	f->obj.mtime = f->mtime_ns;
 	f->obj.etag_hash = stcp_http_hash(m.etag, strlen(m.etag));
 	{
 		char weak[sizeof(m.etag) + 2];
@@ -530,17 +708,62 @@ static int store_file(struct stcp_cache *c, int fd, const struct stat *st,
 		snprintf(weak, sizeof(weak), "W/%s", m.etag);
 		f->obj.etag_weak_hash = stcp_http_hash(weak, strlen(weak));
 	}
-	f->dev = (uint64_t)st->st_dev;
-	f->ino = (uint64_t)st->st_ino;
-	f->size = size;
-	f->mtime_ns = mtime_ns_of(st);
-	f->h = h;
 	return 0;
 fail:
 	if (err < 0)
 		log_err("%s: cannot write the cache maps: %s", f->path,
 			strerror(-err));
-	held_free(c, &h);
+	held_free(c, &f->h);
+	return err;
+}
+
+int stcp_cache_fill(struct stcp_cache *c, uint32_t slot)
+{
+	struct stcp_cache_file *f = NULL;
+	struct stat st;
+	char dir[STCP_PATH_LEN];
+	const char *name;
+	int dfd, fd, err;
+
+	for (size_t i = 0; i < c->nfiles && !f; i++) {
+		for (int v = 0; v < STCP_VARIANTS; v++) {
+			if (c->files[i].h.resp[v] == slot)
+				f = &c->files[i];
+		}
+	}
+	if (!f)
+		return -ENOENT; /* replaced or deleted since */
+	if (f->resident)
+		return 0;
+	if (c->rootfd < 0)
+		return -EBADF;
+	name = strrchr(f->path, '/') + 1;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(name - f->path), f->path);
+	dfd = open_beneath(c->rootfd, dir);
+	if (dfd < 0)
+		return dfd;
+	fd = openat(dfd, name,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	err = fd < 0 ? -errno : 0;
+	close(dfd);
+	if (err)
+		return err;
+	if (fstat(fd, &st) || !same_file(f, &st)) {
+		/* Changed on disk: this slot's version is gone; the next
+		 * reload stores the new one. */
+		close(fd);
+		return -ESTALE;
+	}
+	err = load_pages(c, fd, f, true);
+	close(fd);
+	if (err == 1) {
+		warn_pending(c);
+		return -ENOSPC;
+	}
+	if (err == 2)
+		return -ESTALE;
+	if (!err)
+		c->fills++;
 	return err;
 }
 
@@ -683,8 +906,11 @@ void stcp_cache_destroy(struct stcp_cache *c)
 	free(c->resp_gen);
 	free(c->files);
 	free(c->pending);
+	if (c->rootfd >= 0)
+		close(c->rootfd);
 	memset(c, 0, sizeof(*c));
 	c->pages_fd = c->resps_fd = c->objects_fd = -1;
+	c->keys_fd = c->cfg_fd = c->slot_use_fd = c->rootfd = -1;
 }
 
 int stcp_cache_init(struct stcp_cache *c, int pages_fd, int resps_fd,
@@ -700,7 +926,7 @@ int stcp_cache_init(struct stcp_cache *c, int pages_fd, int resps_fd,
 	c->grace_s = STCP_CACHE_GRACE_S;
 	c->clock = mono_now;
 	c->key_gen = key_gen_from_maps;
-	c->keys_fd = c->cfg_fd = -1;
+	c->keys_fd = c->cfg_fd = c->slot_use_fd = c->rootfd = -1;
 	err = map_info(pages_fd, &pi);
 	if (!err)
 		err = map_info(resps_fd, &ri);
@@ -1118,7 +1344,14 @@ int stcp_cache_load(struct stcp_cache *c, const char *root)
 		log_err("cache: out of memory while reading %s", root);
 	else if (err)
 		log_err("cache: loading %s failed: %s", root, strerror(-err));
-	close(L.rootfd);
+	if (!err) {
+		/* Kept for the cache misses of what this load stored. */
+		if (c->rootfd >= 0)
+			close(c->rootfd);
+		c->rootfd = L.rootfd;
+	} else {
+		close(L.rootfd);
+	}
 out:
 	finish_load(&L, !err);
 	free(L.next);
@@ -1147,6 +1380,11 @@ void stcp_cache_get_stats(const struct stcp_cache *c,
 	s->pending_pages = 0;
 	for (size_t i = 0; i < c->npending; i++)
 		s->pending_pages += c->pending[i].h.npages;
+	s->resident = 0;
+	for (size_t i = 0; i < c->nfiles; i++)
+		s->resident += c->files[i].resident;
+	s->evictions = c->evictions;
+	s->fills = c->fills;
 }
 
 /* ---- readers (stcpctl, tests) ---- */

@@ -33,6 +33,9 @@ struct stcp_cache_stats {
 	uint32_t pending; /* replaced files waiting for the grace period and
 			   * two key rotations */
 	uint32_t pending_pages; /* their pages */
+	uint32_t resident; /* files whose bytes are in pages now */
+	uint64_t evictions; /* files evicted to make room, ever */
+	uint64_t fills;	    /* files loaded again for a cache miss, ever */
 	/* The last load: */
 	uint32_t added, changed, removed, unchanged, skipped;
 };
@@ -69,6 +72,13 @@ struct stcp_cache {
 	uint32_t (*key_gen)(const struct stcp_cache *c);
 	int keys_fd;
 	int cfg_fd;
+	/* stcp_slot_use of the program that reports misses, for the choice
+	 * of what to evict; -1: evict the longest resident first. */
+	int slot_use_fd;
+	int rootfd; /* the root of the last load, for stcp_cache_fill */
+	uint64_t load_seq;
+	uint64_t evictions, fills;
+	uint32_t not_resident_loads;
 	struct stcp_cache_stats last;
 };
 
@@ -88,6 +98,15 @@ int stcp_cache_init(struct stcp_cache *c, int pages_fd, int resps_fd,
  * itself, the maps, or memory.
  */
 int stcp_cache_load(struct stcp_cache *c, const char *root);
+/*
+ * A cache miss on slot: loads the file that owns it into pages again,
+ * evicting the least recently used files if needed, and marks its slots
+ * valid. 0 when the slot is resident (now or already), -ENOENT when no
+ * file owns it any more, -ESTALE when the file changed on disk since (the
+ * next reload stores the new version in new slots), -ENOSPC when no room
+ * can be made, or another negative errno.
+ */
+int stcp_cache_fill(struct stcp_cache *c, uint32_t slot);
 /* Frees what has waited out its grace period and two key rotations. */
 void stcp_cache_reap(struct stcp_cache *c);
 /* Removes every object this cache stored from stcp_objects. */

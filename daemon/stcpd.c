@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <time.h>
@@ -174,6 +176,8 @@ struct daemon {
 	bool cache_init;
 	struct stcp_keyd *keyd; /* rotation schedule, --redis */
 	struct stcp_metrics *metrics; /* NULL without --metrics */
+	struct ring_buffer *misses; /* stcp_misses of the attached program */
+	uint64_t miss_injected, miss_failed;
 };
 
 static const char *const map_names[NUM_MAPS] = {
@@ -1190,6 +1194,13 @@ static void teardown(struct daemon *d, bool clean)
 	d->metrics = NULL;
 	if (d->attached)
 		detach(d);
+	ring_buffer__free(d->misses);
+	d->misses = NULL;
+	if (d->miss_injected || d->miss_failed)
+		log_info("cache misses: %llu answered after a load, %llu "
+			 "dropped",
+			 (unsigned long long)d->miss_injected,
+			 (unsigned long long)d->miss_failed);
 	xdp_program__close(d->prog);
 	stcp_bpf__destroy(d->prog_obj);
 	if (d->maps_obj)
@@ -1237,39 +1248,152 @@ static struct timespec loop_tick(const struct daemon *d)
  * and every REAP_INTERVAL_S (or sooner) the pages and slots of replaced
  * objects whose grace period is over are freed.
  */
+/*
+ * A cache miss (include/stcp_cache.h): loads the object that owns the slot
+ * and runs the frame through the attached program again, for real
+ * (BPF_F_TEST_XDP_LIVE_FRAMES: its XDP_TX and redirects leave the device
+ * the frame came in on). A frame that cannot be answered is dropped; the
+ * client's retransmission comes back to the fast path.
+ */
+static int on_miss(void *ctx, void *data, size_t len)
+{
+	struct daemon *d = ctx;
+	const struct stcp_miss_event *e = data;
+	struct xdp_md xctx = { 0 };
+	LIBBPF_OPTS(bpf_test_run_opts, o, .repeat = 1,
+		    .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
+	int err;
+
+	if (len < sizeof(*e) || !e->len || e->len > STCP_MISS_FRAME_MAX)
+		return 0;
+	err = stcp_cache_fill(&d->cache, e->slot);
+	if (err) {
+		d->miss_failed++;
+		log_debug("cache miss on slot %u: %s; the packet is dropped",
+			  e->slot, strerror(-err));
+		return 0;
+	}
+	xctx.data_end = e->len;
+	xctx.ingress_ifindex = e->ifindex;
+	o.data_in = e->frame;
+	o.data_size_in = e->len;
+	o.ctx_in = &xctx;
+	o.ctx_size_in = sizeof(xctx);
+	err = bpf_prog_test_run_opts(
+		bpf_program__fd(d->prog_obj->progs.stcp_xdp), &o);
+	if (err) {
+		d->miss_failed++;
+		log_warn("cache miss on slot %u: cannot run the packet again: "
+			 "%s",
+			 e->slot, strerror(errno));
+		return 0;
+	}
+	d->miss_injected++;
+	return 0;
+}
+
+static int start_misses(struct daemon *d)
+{
+	d->misses = ring_buffer__new(
+		bpf_map__fd(d->prog_obj->maps.stcp_misses), on_miss, d, NULL);
+	if (!d->misses) {
+		int err = -errno;
+
+		log_err("cannot read the cache-miss ring: %s", strerror(-err));
+		return err;
+	}
+	d->cache.slot_use_fd = bpf_map__fd(d->prog_obj->maps.stcp_slot_use);
+	return 0;
+}
+
+/* What a signal asks for; false for SIGINT and SIGTERM. */
+static bool on_signal(struct daemon *d, int sig)
+{
+	if (sig == SIGUSR1) {
+		stcp_keyd_request_rotate(d->keyd);
+		return true;
+	}
+	if (sig != SIGHUP)
+		return false;
+	reload(d);
+	return true;
+}
+
+/*
+ * Until SIGINT or SIGTERM: cache misses are served as they come, SIGHUP
+ * reloads the content, SIGUSR1 rotates the key (through Redis with
+ * --redis), the key keeper does its periodic work, and every
+ * REAP_INTERVAL_S (or sooner) the pages and slots of replaced objects whose
+ * grace period is over are freed.
+ */
 static int serve(struct daemon *d, const sigset_t *sigs)
 {
-	struct timespec tick;
-	int sig;
+	struct epoll_event ev = { .events = EPOLLIN }, got[2];
+	int ep = -1, sfd = -1, sig = 0, err = 0;
 
+	sfd = signalfd(-1, sigs, SFD_CLOEXEC);
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (sfd < 0 || ep < 0) {
+		err = -errno;
+		log_err("cannot wait for signals: %s", strerror(-err));
+		goto out;
+	}
+	ev.data.fd = sfd;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev)) {
+		err = -errno;
+		goto fail_ctl;
+	}
+	ev.data.fd = ring_buffer__epoll_fd(d->misses);
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, ev.data.fd, &ev)) {
+		err = -errno;
+		goto fail_ctl;
+	}
 	for (;;) {
+		struct timespec tick;
+		int n;
+
 		stcp_keyd_run(d->keyd);
 		tick = loop_tick(d);
-		sig = sigtimedwait(sigs, NULL, &tick);
-		if (sig < 0 && (errno == EAGAIN || errno == EINTR)) {
+		n = epoll_wait(ep, got, 2,
+			       (int)(tick.tv_sec * 1000 + tick.tv_nsec / 1000000));
+		if (n < 0 && errno != EINTR) {
+			err = -errno;
+			log_err("epoll_wait: %s", strerror(-err));
+			goto out;
+		}
+		if (n <= 0) {
 			if (d->cache_init) {
 				stcp_cache_reap(&d->cache);
 				publish_cache(d);
 			}
 			continue;
 		}
-		if (sig < 0) {
-			int err = -errno;
+		for (int i = 0; i < n; i++) {
+			struct signalfd_siginfo si;
 
-			log_err("sigtimedwait: %s", strerror(-err));
-			return err;
+			if (got[i].data.fd != sfd) {
+				ring_buffer__consume(d->misses);
+				continue;
+			}
+			if (read(sfd, &si, sizeof(si)) != sizeof(si))
+				continue;
+			sig = (int)si.ssi_signo;
+			if (!on_signal(d, sig))
+				goto done;
 		}
-		if (sig == SIGUSR1) {
-			stcp_keyd_request_rotate(d->keyd);
-			continue;
-		}
-		if (sig != SIGHUP)
-			break;
-		reload(d);
 	}
+done:
 	log_info("SIG%s: detaching from %s", sigabbrev_np(sig),
 		 d->cfg->iface);
-	return 0;
+	goto out;
+fail_ctl:
+	log_err("epoll_ctl: %s", strerror(-err));
+out:
+	if (ep >= 0)
+		close(ep);
+	if (sfd >= 0)
+		close(sfd);
+	return err;
 }
 
 static int start_metrics(struct daemon *d)
@@ -1319,6 +1443,8 @@ static int run(const struct config *c, const sigset_t *sigs)
 	if (err)
 		goto out;
 	err = start_metrics(&d);
+	if (!err)
+		err = start_misses(&d);
 	if (err)
 		goto out;
 
