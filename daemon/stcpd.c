@@ -99,7 +99,9 @@ static const struct opt_desc opt_table[] = {
 	{ "cache-mb", required_argument, OPT_CACHE_MB, "N", "--cache-mb 128",
 	  "size of the content cache in MiB, allocated when the maps are "
 	  "created (default 512 with --root, 256 KiB for the fixed error "
-	  "responses without; or the size of a cache already pinned)" },
+	  "responses without; or the size of a cache already pinned). Content "
+	  "that does not fit is loaded on a request, evicting the least "
+	  "recently used" },
 	{ "mode", required_argument, 'm', "MODE", "--mode generic",
 	  "native (in the driver, the default) or generic (any interface, "
 	  "slower)" },
