@@ -29,6 +29,9 @@ LDLIBS_REDIS := $(shell pkg-config --libs hiredis 2>/dev/null || echo -lhiredis)
 # --config (inih).
 OPS      := daemon/metrics.c daemon/config.c
 OPS_H    := daemon/metrics.h daemon/config.h
+# stcpd's joining of requests that span segments.
+REASM    := daemon/reasm.c
+REASM_H  := daemon/reasm.h
 LDLIBS_OPS := $(shell pkg-config --libs libmicrohttpd inih 2>/dev/null || echo -lmicrohttpd -linih) -pthread
 
 PROGS    := $(BUILD)/stcpd $(BUILD)/stcpctl $(BUILD)/stcp_unit $(BUILD)/stcp_bench
@@ -46,9 +49,9 @@ $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $(subst .bpf.o,,$(notdir $<))_bpf > $@
 
 $(BUILD)/stcpd: daemon/stcpd.c $(COMMON) $(COMMON_H) $(CACHE) $(CACHE_H) $(SKELS) $(HEADERS)
-	$(CC) $(CFLAGS) $< $(COMMON) $(CACHE) $(OPS) $(REDIS_KEYS) -o $@ $(LDLIBS_BPF) $(LDLIBS_OPS) $(LDLIBS_REDIS)
+	$(CC) $(CFLAGS) $< $(COMMON) $(CACHE) $(OPS) $(REDIS_KEYS) $(REASM) -o $@ $(LDLIBS_BPF) $(LDLIBS_OPS) $(LDLIBS_REDIS)
 $(BUILD)/stcpd: $(OPS) $(OPS_H)
-$(BUILD)/stcpd: $(REDIS_KEYS) $(REDIS_KEYS_H)
+$(BUILD)/stcpd: $(REDIS_KEYS) $(REDIS_KEYS_H) $(REASM) $(REASM_H)
 
 $(BUILD)/stcpctl: daemon/stcpctl.c $(COMMON) $(COMMON_H) $(CACHE) $(CACHE_H) $(HEADERS)
 	$(CC) $(CFLAGS) $< $(COMMON) $(CACHE) -o $@ $(LDLIBS_BPF) $(shell pkg-config --cflags --libs json-c)

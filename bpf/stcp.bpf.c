@@ -115,6 +115,13 @@ struct {
 	__type(value, __u32);
 } stcp_slot_use SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, STCP_REASM_FLOWS);
+	__type(key, struct stcp_flow);
+	__type(value, __u32);
+} stcp_reasm SEC(".maps");
+
 /* What the parser learns of a packet for the service. */
 struct seg {
 	struct stcp_flow flow;
@@ -255,34 +262,46 @@ static __always_inline int finish(__u32 disposition, int action)
 }
 
 /*
- * The packet needs an evicted slot: hand the untouched frame to stcpd,
- * which loads the object and runs the frame through here again (include/
- * stcp_cache.h). Dropped meanwhile; if the ring is full, the client's
- * retransmission will ask again.
+ * Hands the untouched frame to stcpd and drops it: a packet that needs an
+ * evicted slot (stcpd loads the object and runs the frame through here
+ * again, include/stcp_cache.h), or a segment of a request that spans
+ * several (stcpd joins them). If the ring is full, the client's
+ * retransmission will bring the frame again.
  */
-static __noinline int report_miss(struct xdp_md *ctx, __u32 slot)
+static __noinline int report_frame(struct xdp_md *ctx, __u32 kind,
+				   __u32 slot)
 {
 	__u32 len = ctx->data_end - ctx->data, m;
+	__u32 lost = kind == STCP_EV_CACHE_MISS ? STCP_C_CACHE_MISS_LOST :
+						  STCP_C_REQUEST_PART_LOST;
 	struct stcp_miss_event *e;
 
 	if (!len || len > STCP_MISS_FRAME_MAX)
-		return finish(STCP_C_CACHE_MISS_LOST, XDP_DROP);
+		return finish(lost, XDP_DROP);
 	e = bpf_ringbuf_reserve(&stcp_misses, sizeof(*e), 0);
 	if (!e)
-		return finish(STCP_C_CACHE_MISS_LOST, XDP_DROP);
+		return finish(lost, XDP_DROP);
 	m = len - 1;
 	asm volatile("" : "+r"(m));
 	if (bpf_xdp_load_bytes(ctx, 0, e->frame,
 			       (m & (STCP_MISS_FRAME_MAX - 1)) + 1)) {
 		bpf_ringbuf_discard(e, 0);
-		return finish(STCP_C_CACHE_MISS_LOST, XDP_DROP);
+		return finish(lost, XDP_DROP);
 	}
+	e->kind = kind;
 	e->slot = slot;
 	e->ifindex = ctx->ingress_ifindex;
 	e->rxq = ctx->rx_queue_index;
 	e->len = len;
 	bpf_ringbuf_submit(e, 0);
-	return finish(STCP_C_CACHE_MISS, XDP_DROP);
+	return finish(kind == STCP_EV_CACHE_MISS ? STCP_C_CACHE_MISS :
+						   STCP_C_REQUEST_PART,
+		      XDP_DROP);
+}
+
+static __always_inline int report_miss(struct xdp_md *ctx, __u32 slot)
+{
+	return report_frame(ctx, STCP_EV_CACHE_MISS, slot);
 }
 
 /* For stcpd's choice of what to evict; written only when it changes, so
@@ -1108,6 +1127,15 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 			return send_rst(ctx, s, STCP_C_DATA_REFUSED);
 	}
 	stcp_http_parse(sc->buf, n, &sc->req);
+	if (sc->req.status == STCP_HTTP_INCOMPLETE) {
+		/* The rest is in later segments: stcpd joins them. Their
+		 * sequence numbers fail the cookie; this entry vouches. */
+		__u32 ack = s->ack;
+
+		if (bpf_map_update_elem(&stcp_reasm, &s->flow, &ack, BPF_ANY))
+			return finish(STCP_C_REQUEST_PART_LOST, XDP_DROP);
+		return report_frame(ctx, STCP_EV_REQ_FIRST, 0);
+	}
 	slot = response_slot(&sc->req) & STCP_DTS_SLOT_MASK;
 	resp = bpf_map_lookup_elem(&stcp_resps, &slot);
 	if (resp && (resp->flags & STCP_RESP_EVICTED))
@@ -1694,6 +1722,12 @@ static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 			res = COOKIE_STALE;
 	}
 
+	if (res == COOKIE_BAD && s->payload_len) {
+		__u32 *ack = bpf_map_lookup_elem(&stcp_reasm, &s->flow);
+
+		if (ack && *ack == s->ack)
+			return report_frame(ctx, STCP_EV_REQ_CONT, 0);
+	}
 	if (res == COOKIE_BAD) {
 		int after = handle_data_ack(ctx, s, o);
 

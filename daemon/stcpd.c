@@ -38,6 +38,7 @@
 #include "common.h"
 #include "config.h"
 #include "metrics.h"
+#include "reasm.h"
 #include "redis_keys.h"
 #include "stcp.skel.h"
 
@@ -180,6 +181,8 @@ struct daemon {
 	struct stcp_metrics *metrics; /* NULL without --metrics */
 	struct ring_buffer *misses; /* stcp_misses of the attached program */
 	uint64_t miss_injected, miss_failed;
+	struct stcp_reasm reasm; /* requests that span segments */
+	bool reasm_init;
 };
 
 static const char *const map_names[NUM_MAPS] = {
@@ -1198,6 +1201,15 @@ static void teardown(struct daemon *d, bool clean)
 		detach(d);
 	ring_buffer__free(d->misses);
 	d->misses = NULL;
+	if (d->reasm_init) {
+		if (d->reasm.joined || d->reasm.too_big)
+			log_info("requests in several segments: %llu joined, "
+				 "%llu answered 431",
+				 (unsigned long long)d->reasm.joined,
+				 (unsigned long long)d->reasm.too_big);
+		stcp_reasm_free(&d->reasm);
+		d->reasm_init = false;
+	}
 	if (d->miss_injected || d->miss_failed)
 		log_info("cache misses: %llu answered after a load, %llu "
 			 "dropped",
@@ -1257,17 +1269,67 @@ static struct timespec loop_tick(const struct daemon *d)
  * the frame came in on). A frame that cannot be answered is dropped; the
  * client's retransmission comes back to the fast path.
  */
+/* Runs frame through the attached program, for real
+ * (BPF_F_TEST_XDP_LIVE_FRAMES: its XDP_TX and redirects leave ifindex). */
+static int run_frame(struct daemon *d, const void *frame, uint32_t len,
+		     uint32_t ifindex)
+{
+	struct xdp_md xctx = { 0 };
+	LIBBPF_OPTS(bpf_test_run_opts, o, .repeat = 1,
+		    .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
+
+	xctx.data_end = len;
+	xctx.ingress_ifindex = ifindex;
+	o.data_in = frame;
+	o.data_size_in = len;
+	o.ctx_in = &xctx;
+	o.ctx_size_in = sizeof(xctx);
+	return bpf_prog_test_run_opts(
+		       bpf_program__fd(d->prog_obj->progs.stcp_xdp), &o) ?
+		       -errno :
+		       0;
+}
+
+/* A segment of a request that spans several (docs/PROTOCOL.md 7.8). */
+static void on_request_part(struct daemon *d, const struct stcp_miss_event *e)
+{
+	static uint8_t out[STCP_REASM_FRAME_MAX];
+	uint32_t out_len = 0;
+	int err;
+
+	err = stcp_reasm_add(&d->reasm, e->kind, e->frame, e->len, out,
+			     &out_len);
+	if (err <= 0) {
+		if (err)
+			log_debug("request segment: %s; dropped",
+				  strerror(-err));
+		return;
+	}
+	err = run_frame(d, out, out_len, e->ifindex);
+	if (err)
+		log_warn("a joined request: cannot run it through the fast "
+			 "path: %s",
+			 strerror(-err));
+}
+
+/*
+ * The ring's records: a cache miss (include/stcp_cache.h) loads the object
+ * that owns the slot and runs the frame through the attached program again;
+ * a frame that cannot be answered is dropped, and the client's
+ * retransmission comes back to the fast path. Or a request's segment.
+ */
 static int on_miss(void *ctx, void *data, size_t len)
 {
 	struct daemon *d = ctx;
 	const struct stcp_miss_event *e = data;
-	struct xdp_md xctx = { 0 };
-	LIBBPF_OPTS(bpf_test_run_opts, o, .repeat = 1,
-		    .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
 	int err;
 
 	if (len < sizeof(*e) || !e->len || e->len > STCP_MISS_FRAME_MAX)
 		return 0;
+	if (e->kind == STCP_EV_REQ_FIRST || e->kind == STCP_EV_REQ_CONT) {
+		on_request_part(d, e);
+		return 0;
+	}
 	err = stcp_cache_fill(&d->cache, e->slot);
 	if (err) {
 		d->miss_failed++;
@@ -1275,19 +1337,12 @@ static int on_miss(void *ctx, void *data, size_t len)
 			  e->slot, strerror(-err));
 		return 0;
 	}
-	xctx.data_end = e->len;
-	xctx.ingress_ifindex = e->ifindex;
-	o.data_in = e->frame;
-	o.data_size_in = e->len;
-	o.ctx_in = &xctx;
-	o.ctx_size_in = sizeof(xctx);
-	err = bpf_prog_test_run_opts(
-		bpf_program__fd(d->prog_obj->progs.stcp_xdp), &o);
+	err = run_frame(d, e->frame, e->len, e->ifindex);
 	if (err) {
 		d->miss_failed++;
 		log_warn("cache miss on slot %u: cannot run the packet again: "
 			 "%s",
-			 e->slot, strerror(errno));
+			 e->slot, strerror(-err));
 		return 0;
 	}
 	d->miss_injected++;
@@ -1296,6 +1351,13 @@ static int on_miss(void *ctx, void *data, size_t len)
 
 static int start_misses(struct daemon *d)
 {
+	int err = stcp_reasm_init(&d->reasm);
+
+	if (err) {
+		log_err("out of memory");
+		return err;
+	}
+	d->reasm_init = true;
 	d->misses = ring_buffer__new(
 		bpf_map__fd(d->prog_obj->maps.stcp_misses), on_miss, d, NULL);
 	if (!d->misses) {

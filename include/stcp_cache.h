@@ -138,8 +138,28 @@ struct stcp_obj {
  */
 #define STCP_MISS_FRAME_MAX 2048 /* a power of two: the verifier bounds it by a mask */
 #define STCP_MISS_RING_BYTES (1u << 20)
+/*
+ * The same ring carries the segments of requests that span several
+ * (docs/PROTOCOL.md 7.8): the first (it passed the handshake cookie, so
+ * its sequence number is the client's ISN + 1) and the ones after it (they
+ * match stcp_reasm). stcpd joins them and runs a short equivalent of the
+ * request through the fast path.
+ */
+enum stcp_event_kind {
+	STCP_EV_CACHE_MISS = 0,
+	STCP_EV_REQ_FIRST = 1,
+	STCP_EV_REQ_CONT = 2,
+};
+/* stcp_reasm: BPF_MAP_TYPE_LRU_HASH, struct stcp_flow -> __u32, the ACK
+ * number (our ISN + 1) of a connection whose request spans segments;
+ * written by the fast path at its first segment. */
+#define STCP_REASM_FLOWS 4096
+/* The most request bytes stcpd joins; a header section longer than this
+ * gets 431. */
+#define STCP_REASM_MAX (16 * 1024)
 struct stcp_miss_event {
-	__u32 slot;
+	__u32 kind; /* enum stcp_event_kind */
+	__u32 slot; /* STCP_EV_CACHE_MISS */
 	__u32 ifindex; /* where the frame arrived */
 	__u32 rxq;
 	__u32 len; /* bytes of frame[] */

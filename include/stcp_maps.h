@@ -131,8 +131,11 @@ enum stcp_counter {
 	/* dispositions: cache misses (include/stcp_cache.h) */
 	STCP_C_CACHE_MISS = 32, /* handed to stcpd, which runs it again */
 	STCP_C_CACHE_MISS_LOST = 33, /* stcp_misses full: dropped */
-	STCP_C_DISP_END3 = 34,
-	STCP_C_MAX = 34,
+	/* dispositions: requests that span segments (docs/PROTOCOL.md 7.8) */
+	STCP_C_REQUEST_PART = 34, /* handed to stcpd, which joins them */
+	STCP_C_REQUEST_PART_LOST = 35, /* stcp_misses full: dropped */
+	STCP_C_DISP_END3 = 36,
+	STCP_C_MAX = 36,
 };
 
 /* Whether counter slot i is a disposition (see above). */
@@ -181,6 +184,8 @@ static const char *const stcp_counter_names[STCP_C_MAX] = {
 	[STCP_C_TX_FLUSH] = "tx_flush",
 	[STCP_C_CACHE_MISS] = "cache_miss",
 	[STCP_C_CACHE_MISS_LOST] = "cache_miss_lost",
+	[STCP_C_REQUEST_PART] = "request_part",
+	[STCP_C_REQUEST_PART_LOST] = "request_part_lost",
 };
 #endif
 
