@@ -7,8 +7,8 @@
  * The caller copies the TCP payload of one segment (at most
  * STCP_HTTP_MAX_REQ bytes) into stcp_http_scratch.buf with
  * bpf_xdp_load_bytes() and calls stcp_http_parse(buf, len, &scratch->req).
- * Only one segment is ever looked at: stcp keeps no state between packets,
- * so a request must arrive whole in one segment.
+ * Only one segment is ever looked at: a request that spans several is
+ * joined by stcpd (docs/PROTOCOL.md 7.8).
  */
 #ifndef STCP_HTTP_H
 #define STCP_HTTP_H
@@ -35,9 +35,8 @@
  *
  * STCP_HTTP_INCOMPLETE: the bytes given ended before the blank line that
  * ends the header section (and before any error). The rest of the request
- * is in a later segment, which a stateless server cannot join to this one;
- * the data path answers 431 when the segment was full-sized (the request
- * is larger than one segment) and otherwise waits for the client to resend.
+ * is in later segments: the data path hands this one and those to stcpd,
+ * which joins them (docs/PROTOCOL.md 7.8).
  */
 #define STCP_HTTP_OK	     0
 #define STCP_HTTP_INCOMPLETE 1
