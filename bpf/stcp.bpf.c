@@ -116,6 +116,17 @@ struct {
 } stcp_slot_use SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, STCP_MAX_RANGES);
+	__type(key, struct stcp_range_key);
+	__type(value, __u32);
+} stcp_ranges SEC(".maps");
+
+/* Set by stcpd before it loads the program: someone reads stcp_misses and
+ * builds range responses. Loaded by `ip link`, Range gets the whole 200. */
+const volatile __u32 stcp_have_daemon = 0;
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, STCP_REASM_FLOWS);
 	__type(key, struct stcp_flow);
@@ -269,11 +280,12 @@ static __always_inline int finish(__u32 disposition, int action)
  * retransmission will bring the frame again.
  */
 static __noinline int report_frame(struct xdp_md *ctx, __u32 kind,
-				   __u32 slot)
+				   __u32 slot, __u64 first, __u64 last)
 {
 	__u32 len = ctx->data_end - ctx->data, m;
-	__u32 lost = kind == STCP_EV_CACHE_MISS ? STCP_C_CACHE_MISS_LOST :
-						  STCP_C_REQUEST_PART_LOST;
+	/* A range response not built yet counts as a cache miss. */
+	int miss = kind == STCP_EV_CACHE_MISS || kind == STCP_EV_RANGE;
+	__u32 lost = miss ? STCP_C_CACHE_MISS_LOST : STCP_C_REQUEST_PART_LOST;
 	struct stcp_miss_event *e;
 
 	if (!len || len > STCP_MISS_FRAME_MAX)
@@ -290,18 +302,20 @@ static __noinline int report_frame(struct xdp_md *ctx, __u32 kind,
 	}
 	e->kind = kind;
 	e->slot = slot;
+	e->first = first;
+	e->last = last;
 	e->ifindex = ctx->ingress_ifindex;
 	e->rxq = ctx->rx_queue_index;
 	e->len = len;
 	bpf_ringbuf_submit(e, 0);
-	return finish(kind == STCP_EV_CACHE_MISS ? STCP_C_CACHE_MISS :
+	return finish(miss ? STCP_C_CACHE_MISS :
 						   STCP_C_REQUEST_PART,
 		      XDP_DROP);
 }
 
 static __always_inline int report_miss(struct xdp_md *ctx, __u32 slot)
 {
-	return report_frame(ctx, STCP_EV_CACHE_MISS, slot);
+	return report_frame(ctx, STCP_EV_CACHE_MISS, slot, 0, 0);
 }
 
 /* For stcpd's choice of what to evict; written only when it changes, so
@@ -905,6 +919,44 @@ static __always_inline __u32 error_slot(__u32 status)
 	}
 }
 
+/*
+ * A single-range GET (RFC 9110 14.2): the range against the object's size,
+ * then its response's slot from stcp_ranges, or RANGE_ASK_DAEMON when
+ * stcpd has not built it yet (the request's range is left in the request).
+ */
+#define RANGE_ASK_DAEMON 0xffffffffu
+static __always_inline __u32 range_slot(struct stcp_http_req *req,
+					const struct stcp_obj *obj)
+{
+	struct stcp_range_key k = { .slot = obj->resp[STCP_V_200_CLOSE] };
+	__u64 size = obj->size;
+	__u32 *slot;
+
+	if (req->range_suffix) {
+		if (!req->range_last) {
+			k.first = k.last = STCP_RANGE_416;
+		} else {
+			k.first = req->range_last >= size ?
+					  0 :
+					  size - req->range_last;
+			k.last = size - 1;
+		}
+	} else if (req->range_first >= size) {
+		k.first = k.last = STCP_RANGE_416;
+	} else {
+		k.first = req->range_first;
+		k.last = req->range_last >= size ? size - 1 : req->range_last;
+	}
+	if (!size)
+		k.first = k.last = STCP_RANGE_416;
+	slot = bpf_map_lookup_elem(&stcp_ranges, &k);
+	if (slot)
+		return *slot;
+	req->range_first = k.first;
+	req->range_last = k.last;
+	return RANGE_ASK_DAEMON;
+}
+
 /* The response slot for a parsed request, or an error slot. */
 static __always_inline __u32 response_slot(struct stcp_http_req *req)
 {
@@ -926,6 +978,9 @@ static __always_inline __u32 response_slot(struct stcp_http_req *req)
 	    (req->inm_star || req->if_none_match == obj->etag_hash ||
 	     req->if_none_match == obj->etag_weak_hash))
 		return obj->resp[STCP_V_304_CLOSE];
+	if (req->has_range && !req->range_bad && req->method == STCP_HTTP_GET &&
+	    stcp_have_daemon)
+		return range_slot(req, obj);
 	return obj->resp[STCP_V_200_CLOSE];
 }
 
@@ -1134,9 +1189,22 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 
 		if (bpf_map_update_elem(&stcp_reasm, &s->flow, &ack, BPF_ANY))
 			return finish(STCP_C_REQUEST_PART_LOST, XDP_DROP);
-		return report_frame(ctx, STCP_EV_REQ_FIRST, 0);
+		return report_frame(ctx, STCP_EV_REQ_FIRST, 0, 0, 0);
 	}
-	slot = response_slot(&sc->req) & STCP_DTS_SLOT_MASK;
+	slot = response_slot(&sc->req);
+	if (slot == RANGE_ASK_DAEMON) {
+		struct stcp_obj *obj = bpf_map_lookup_elem(&stcp_objects,
+							   &sc->req.key);
+
+		/* response_slot() cleared the host if the any-host entry
+		 * answered, so the key finds the object again. */
+		if (!obj)
+			return send_rst(ctx, s, STCP_C_DATA_REFUSED);
+		return report_frame(ctx, STCP_EV_RANGE,
+				    obj->resp[STCP_V_200_CLOSE],
+				    sc->req.range_first, sc->req.range_last);
+	}
+	slot &= STCP_DTS_SLOT_MASK;
 	resp = bpf_map_lookup_elem(&stcp_resps, &slot);
 	if (resp && (resp->flags & STCP_RESP_EVICTED))
 		return report_miss(ctx, slot);
@@ -1726,7 +1794,7 @@ static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 		__u32 *ack = bpf_map_lookup_elem(&stcp_reasm, &s->flow);
 
 		if (ack && *ack == s->ack)
-			return report_frame(ctx, STCP_EV_REQ_CONT, 0);
+			return report_frame(ctx, STCP_EV_REQ_CONT, 0, 0, 0);
 	}
 	if (res == COOKIE_BAD) {
 		int after = handle_data_ack(ctx, s, o);

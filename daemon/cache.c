@@ -67,6 +67,11 @@ struct stcp_cache_file {
 	struct held h;
 };
 
+struct stcp_cache_range {
+	struct stcp_range_key key;
+	struct held h; /* h.resp[0]: its slot */
+};
+
 struct stcp_cache_pending {
 	struct held h;
 	time_t due;	  /* CLOCK_MONOTONIC seconds */
@@ -717,6 +722,182 @@ fail:
 	return err;
 }
 
+static struct stcp_cache_file *file_of_slot(struct stcp_cache *c,
+					     uint32_t slot)
+{
+	for (size_t i = 0; i < c->nfiles; i++) {
+		for (int v = 0; v < STCP_VARIANTS; v++) {
+			if (c->files[i].h.resp[v] == slot)
+				return &c->files[i];
+		}
+	}
+	return NULL;
+}
+
+/* Opens f under the root; the file must still be the one loaded. */
+static int open_loaded(struct stcp_cache *c, const struct stcp_cache_file *f)
+{
+	char dir[STCP_PATH_LEN];
+	const char *name = strrchr(f->path, '/') + 1;
+	struct stat st;
+	int dfd, fd;
+
+	if (c->rootfd < 0)
+		return -EBADF;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(name - f->path), f->path);
+	dfd = open_beneath(c->rootfd, dir);
+	if (dfd < 0)
+		return dfd;
+	fd = openat(dfd, name,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		fd = -errno;
+		close(dfd);
+		return fd;
+	}
+	close(dfd);
+	if (fstat(fd, &st) || !same_file(f, &st)) {
+		close(fd);
+		return -ESTALE;
+	}
+	return fd;
+}
+
+/* Retires range response i (its slot and pages wait like a replaced
+ * file's) and forgets it. */
+static void range_retire(struct stcp_cache *c, size_t i)
+{
+	if (c->ranges_fd >= 0)
+		bpf_map_delete_elem(c->ranges_fd, &c->ranges[i].key);
+	held_retire(c, &c->ranges[i].h);
+	c->ranges[i] = c->ranges[--c->nranges];
+}
+
+static void ranges_retire_all(struct stcp_cache *c)
+{
+	while (c->nranges)
+		range_retire(c, c->nranges - 1);
+}
+
+/* Writes a 206 or 416 for f into a new slot and pages; h gets them. */
+static int range_build(struct stcp_cache *c, struct stcp_cache_file *f,
+		       int fd, uint64_t first, uint64_t last, struct held *h)
+{
+	bool sat = first != STCP_RANGE_416;
+	uint64_t len = sat ? last - first + 1 : 0;
+	uint32_t body_np = (uint32_t)((len + STCP_PAGE_SIZE - 1) /
+				      STCP_PAGE_SIZE);
+	uint8_t page[STCP_PAGE_SIZE];
+	struct stcp_resp r = { 0 };
+	struct file_meta m;
+	int n, err;
+
+	held_init(h);
+	if (resp_alloc(c, &h->resp[0]))
+		return -ENOSPC;
+	h->npages = body_np + 1;
+	if (pages_alloc(c, h->npages, &h->first_page) &&
+	    evict_for(c, h->npages, f, &h->first_page)) {
+		h->npages = 0;
+		return -ENOSPC;
+	}
+	file_meta_of(f, &m);
+	memset(page, 0, sizeof(page));
+	if (sat)
+		n = snprintf((char *)page, sizeof(page),
+			     "HTTP/1.1 206 Partial Content\r\n"
+			     "Server: stcp\r\n"
+			     "Content-Length: %" PRIu64 "\r\n"
+			     "Content-Type: %s\r\n"
+			     "Content-Range: bytes %" PRIu64 "-%" PRIu64
+			     "/%" PRIu64 "\r\n"
+			     "ETag: %s\r\n"
+			     "Last-Modified: %s\r\n"
+			     "Connection: close\r\n\r\n",
+			     len, m.type, first, last, f->size, m.etag,
+			     m.last_modified);
+	else
+		n = snprintf((char *)page, sizeof(page),
+			     "HTTP/1.1 416 Range Not Satisfiable\r\n"
+			     "Server: stcp\r\n"
+			     "Content-Length: 0\r\n"
+			     "Content-Range: bytes */%" PRIu64 "\r\n"
+			     "Connection: close\r\n\r\n",
+			     f->size);
+	err = page_write(c, h->first_page, page);
+	for (uint32_t i = 0; !err && i < body_np; i++) {
+		uint64_t off = (uint64_t)i * STCP_PAGE_SIZE;
+		size_t want = len - off < STCP_PAGE_SIZE ? (size_t)(len - off) :
+							   STCP_PAGE_SIZE;
+		ssize_t got = pread(fd, page, want, (off_t)(first + off));
+
+		if (got != (ssize_t)want)
+			return got < 0 ? -errno : -ESTALE;
+		memset(page + want, 0, STCP_PAGE_SIZE - want);
+		err = page_write(c, h->first_page + 1 + i, page);
+	}
+	if (err)
+		return err;
+	r.hdr_page = h->first_page;
+	r.hdr_len = (uint32_t)n;
+	r.flags = STCP_RESP_VALID;
+	if (sat) {
+		r.flags |= STCP_RESP_HAS_BODY;
+		r.body_page = h->first_page + 1;
+		r.body_npages = body_np;
+		r.body_len = len;
+	}
+	return resp_write(c, h->resp[0], &r);
+}
+
+int stcp_cache_range(struct stcp_cache *c, uint32_t slot200, uint64_t first,
+		     uint64_t last)
+{
+	struct stcp_range_key k = { .slot = slot200, .first = first,
+				    .last = last };
+	struct stcp_cache_file *f = file_of_slot(c, slot200);
+	struct held h;
+	uint32_t use = slot200;
+	int fd, err;
+
+	if (c->ranges_fd < 0)
+		return -EBADF;
+	if (!f || f->h.resp[STCP_V_200_CLOSE] != slot200)
+		return -ENOENT;
+	if (first != STCP_RANGE_416 && (first > last || last >= f->size))
+		return -EINVAL;
+	if (!c->ranges) {
+		c->ranges = calloc(STCP_MAX_RANGES, sizeof(*c->ranges));
+		if (!c->ranges)
+			return -ENOMEM;
+	}
+	if (c->nranges == STCP_MAX_RANGES)
+		range_retire(c, 0);
+	fd = open_loaded(c, f);
+	if (fd < 0)
+		return fd;
+	err = range_build(c, f, fd, first, last, &h);
+	close(fd);
+	if (!err) {
+		use = h.resp[0];
+		c->ranges[c->nranges].key = k;
+		c->ranges[c->nranges++].h = h;
+		c->ranges_built++;
+	} else {
+		log_warn("%s: cannot build the response to bytes %" PRIu64
+			 "-%" PRIu64 " (%s); the whole 200 answers it",
+			 f->path, first, last, strerror(-err));
+		held_free(c, &h);
+	}
+	if (bpf_map_update_elem(c->ranges_fd, &k, &use, BPF_ANY)) {
+		err = -errno;
+		if (use != slot200)
+			range_retire(c, c->nranges - 1);
+		return err;
+	}
+	return 0;
+}
+
 int stcp_cache_fill(struct stcp_cache *c, uint32_t slot)
 {
 	struct stcp_cache_file *f = NULL;
@@ -906,11 +1087,13 @@ void stcp_cache_destroy(struct stcp_cache *c)
 	free(c->resp_gen);
 	free(c->files);
 	free(c->pending);
+	free(c->ranges);
 	if (c->rootfd >= 0)
 		close(c->rootfd);
 	memset(c, 0, sizeof(*c));
 	c->pages_fd = c->resps_fd = c->objects_fd = -1;
 	c->keys_fd = c->cfg_fd = c->slot_use_fd = c->rootfd = -1;
+	c->ranges_fd = -1;
 }
 
 int stcp_cache_init(struct stcp_cache *c, int pages_fd, int resps_fd,
@@ -927,6 +1110,7 @@ int stcp_cache_init(struct stcp_cache *c, int pages_fd, int resps_fd,
 	c->clock = mono_now;
 	c->key_gen = key_gen_from_maps;
 	c->keys_fd = c->cfg_fd = c->slot_use_fd = c->rootfd = -1;
+	c->ranges_fd = -1;
 	err = map_info(pages_fd, &pi);
 	if (!err)
 		err = map_info(resps_fd, &ri);
@@ -1320,6 +1504,8 @@ int stcp_cache_load(struct stcp_cache *c, const char *root)
 	int err = 0;
 
 	stcp_cache_reap(c);
+	/* A range response belongs to one version of its file. */
+	ranges_retire_all(c);
 	for (size_t i = 0; i < c->nfiles; i++)
 		c->files[i].seen = false;
 	L.next = calloc(max_files(c), sizeof(*L.next));

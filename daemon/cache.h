@@ -19,6 +19,7 @@
 
 struct stcp_cache_file;
 struct stcp_cache_pending;
+struct stcp_cache_range;
 
 /* What the cache holds now, and what the last load did. */
 struct stcp_cache_stats {
@@ -76,6 +77,13 @@ struct stcp_cache {
 	 * of what to evict; -1: evict the longest resident first. */
 	int slot_use_fd;
 	int rootfd; /* the root of the last load, for stcp_cache_fill */
+	/* Range responses (stcp_ranges of the attached program, -1 until
+	 * then): built on demand, at most STCP_MAX_RANGES, the oldest
+	 * retired first, all of them at every load. */
+	int ranges_fd;
+	struct stcp_cache_range *ranges;
+	size_t nranges;
+	uint64_t ranges_built;
 	uint64_t load_seq;
 	uint64_t evictions, fills;
 	uint32_t not_resident_loads;
@@ -107,6 +115,15 @@ int stcp_cache_load(struct stcp_cache *c, const char *root);
  * can be made, or another negative errno.
  */
 int stcp_cache_fill(struct stcp_cache *c, uint32_t slot);
+/*
+ * Builds the response of a single-range GET on the object whose 200 slot is
+ * slot200 (a 206 for [first, last], or a 416 when first is STCP_RANGE_416)
+ * in a slot of its own, and enters it in stcp_ranges. When it cannot be
+ * built, the entry names the whole 200 instead, which is always a correct
+ * answer. Returns 0 once an entry is there, or a negative errno.
+ */
+int stcp_cache_range(struct stcp_cache *c, uint32_t slot200, uint64_t first,
+		     uint64_t last);
 /* Frees what has waited out its grace period and two key rotations. */
 void stcp_cache_reap(struct stcp_cache *c);
 /* Removes every object this cache stored from stcp_objects. */

@@ -1093,6 +1093,8 @@ static int attach(struct daemon *d)
 	err = open_skel(d, &d->prog_obj);
 	if (err)
 		return err;
+	/* Misses and ranges have a reader: this daemon. */
+	d->prog_obj->rodata->stcp_have_daemon = 1;
 	d->prog = xdp_program__from_bpf_obj(d->prog_obj->obj, "xdp");
 	err = (int)libxdp_get_error(d->prog);
 	if (err || !d->prog) {
@@ -1330,7 +1332,10 @@ static int on_miss(void *ctx, void *data, size_t len)
 		on_request_part(d, e);
 		return 0;
 	}
-	err = stcp_cache_fill(&d->cache, e->slot);
+	if (e->kind == STCP_EV_RANGE)
+		err = stcp_cache_range(&d->cache, e->slot, e->first, e->last);
+	else
+		err = stcp_cache_fill(&d->cache, e->slot);
 	if (err) {
 		d->miss_failed++;
 		log_debug("cache miss on slot %u: %s; the packet is dropped",
@@ -1367,6 +1372,7 @@ static int start_misses(struct daemon *d)
 		return err;
 	}
 	d->cache.slot_use_fd = bpf_map__fd(d->prog_obj->maps.stcp_slot_use);
+	d->cache.ranges_fd = bpf_map__fd(d->prog_obj->maps.stcp_ranges);
 	return 0;
 }
 

@@ -149,6 +149,26 @@ enum stcp_event_kind {
 	STCP_EV_CACHE_MISS = 0,
 	STCP_EV_REQ_FIRST = 1,
 	STCP_EV_REQ_CONT = 2,
+	STCP_EV_RANGE = 3, /* a Range no stcp_ranges entry answers yet */
+};
+
+/*
+ * stcp_ranges: BPF_MAP_TYPE_HASH of the program stcpd loads (not pinned:
+ * loaded by `ip link`, the program serves the whole 200 to a Range request,
+ * stcp_have_daemon). A single-range GET's response
+ * (206, or 416) is built by stcpd on the first request for it, in a slot of
+ * its own, like any other response: the fast path normalises the range
+ * against the object's size (first <= last < size; a suffix or open end
+ * resolved) and looks up (200 slot, first, last); an unsatisfiable range
+ * is (200 slot, STCP_RANGE_416, STCP_RANGE_416).
+ */
+#define STCP_MAX_RANGES	 256
+#define STCP_RANGE_416	 (~0ULL)
+struct stcp_range_key {
+	__u32 slot; /* the object's STCP_V_200_CLOSE slot */
+	__u32 pad;
+	__u64 first;
+	__u64 last;
 };
 /* stcp_reasm: BPF_MAP_TYPE_LRU_HASH, struct stcp_flow -> __u32, the ACK
  * number (our ISN + 1) of a connection whose request spans segments;
@@ -159,7 +179,8 @@ enum stcp_event_kind {
 #define STCP_REASM_MAX (16 * 1024)
 struct stcp_miss_event {
 	__u32 kind; /* enum stcp_event_kind */
-	__u32 slot; /* STCP_EV_CACHE_MISS */
+	__u32 slot; /* STCP_EV_CACHE_MISS, STCP_EV_RANGE (the 200 slot) */
+	__u64 first, last; /* STCP_EV_RANGE: the stcp_range_key's */
 	__u32 ifindex; /* where the frame arrived */
 	__u32 rxq;
 	__u32 len; /* bytes of frame[] */
