@@ -32,6 +32,8 @@ struct rng {
 	uint64_t s;
 };
 
+#define ARRAY_N(a) (sizeof(a) / sizeof((a)[0]))
+
 static uint64_t rnd(struct rng *r)
 {
 	uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
@@ -813,6 +815,8 @@ int fuzz_run(uint64_t seed, long count, struct tcase *t)
 		STCP_C_DROP_NO_KEY,    STCP_C_DROP_BAD_FLAGS,
 		STCP_C_DROP_TX_FAILED, STCP_C_RESPONSE_ACKED,
 		STCP_C_DATA_ACK_IDLE,  STCP_C_DATA_DSACK,
+		STCP_C_CACHE_MISS,     STCP_C_CACHE_MISS_LOST,
+		STCP_C_REQUEST_PART,   STCP_C_REQUEST_PART_LOST,
 	};
 	static uint8_t in[PKT_MAX_FRAME], out[PKT_MAX_FRAME];
 	uint64_t before[STCP_C_MAX], after[STCP_C_MAX], d[STCP_C_MAX];
@@ -900,15 +904,15 @@ int fuzz_run(uint64_t seed, long count, struct tcase *t)
 	EXPECT(t, disp_sum == (uint64_t)count,
 	       "dispositions sum to %llu for %ld packets",
 	       (unsigned long long)disp_sum, count);
-	EXPECT(t, sum_slots(d, pass_slots, 5) == (uint64_t)fz.n_pass,
+	EXPECT(t, sum_slots(d, pass_slots, ARRAY_N(pass_slots)) == (uint64_t)fz.n_pass,
 	       "%ld XDP_PASS but pass_* slots sum to %llu", fz.n_pass,
-	       (unsigned long long)sum_slots(d, pass_slots, 5));
-	EXPECT(t, sum_slots(d, tx_slots, 7) == (uint64_t)fz.n_tx,
+	       (unsigned long long)sum_slots(d, pass_slots, ARRAY_N(pass_slots)));
+	EXPECT(t, sum_slots(d, tx_slots, ARRAY_N(tx_slots)) == (uint64_t)fz.n_tx,
 	       "%ld XDP_TX but answered/refused/cookie slots sum to %llu",
-	       fz.n_tx, (unsigned long long)sum_slots(d, tx_slots, 7));
-	EXPECT(t, sum_slots(d, drop_slots, 10) == (uint64_t)fz.n_drop,
+	       fz.n_tx, (unsigned long long)sum_slots(d, tx_slots, ARRAY_N(tx_slots)));
+	EXPECT(t, sum_slots(d, drop_slots, ARRAY_N(drop_slots)) == (uint64_t)fz.n_drop,
 	       "%ld XDP_DROP but drop slots sum to %llu", fz.n_drop,
-	       (unsigned long long)sum_slots(d, drop_slots, 10));
+	       (unsigned long long)sum_slots(d, drop_slots, ARRAY_N(drop_slots)));
 	EXPECT(t,
 	       d[STCP_C_TX_SYNACK] == (uint64_t)fz.n_synack &&
 		       d[STCP_C_TX_RST] == (uint64_t)fz.n_rst &&
