@@ -197,6 +197,7 @@ struct data_ack {
 	__u32 opts;
 	__u32 isn1;
 	__u32 dsack; /* the ACK reports a duplicate */
+	__u32 dup;   /* ... of this segment */
 	struct stcp_resp resp; /* the slot the TSecr names */
 };
 
@@ -1397,7 +1398,10 @@ static __always_inline __u32 plan_dsack(struct stcp_tx_desc *d,
 {
 	__u32 x = stcp_release_end(k->j, k->nsegs);
 
-	if (x > k->j && x - 1 < k->rseg)
+	/* Never the segment the D-SACK names: that copy arrived, and
+	 * sending it again would only bring this ACK back (seen: hundreds
+	 * of copies of one segment when t decoded as j). */
+	if (x > k->j && x - 1 < k->rseg && x - 1 != k->dup)
 		tx_add_range(d, x - 1, 1, 1);
 	return d->nseg;
 }
@@ -1599,6 +1603,7 @@ static __always_inline int load_sack(const struct req_scratch *rs,
 			    dup < stcp_release_end(k->j, k->nsegs))
 				return -1;
 			k->dsack = 1;
+			k->dup = dup;
 			continue;
 		}
 		if (lo >= hi || lo < k->a || hi > k->total + 1)

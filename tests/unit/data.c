@@ -704,6 +704,27 @@ static void case_multi(int family)
 	       verdict_name(r.verdict));
 	expect_counters(&t, &r, STCP_C_DATA_DSACK, -1);
 
+	/* A D-SACK that names the very segment a D-SACK ACK would get
+	 * (f(j) - 1 = 13 for j = 2), with TSecr of segment 2 itself so that
+	 * [f(t), f(j)) is empty: sending 13 again would only bring this ACK
+	 * back, so nothing goes out. */
+	s = dconn_seg(&c, reqlen, 2 * sz, PKT_TH_ACK,
+		      stcp_data_tsval(c.isn + 1 + 2 * sz, 0, LINUX_OPTS, 0,
+				      slot),
+		      NULL);
+	s.window = 4000;
+	{
+		uint32_t e[2] = { c.isn + 1 + 13 * sz, c.isn + 1 + 14 * sz };
+		uint32_t e2[4] = { e[0], e[1], e[0], e[1] };
+
+		pkt_opt_sack(&s, e2, 2);
+	}
+	if (run(&t, &s, &r))
+		goto out;
+	EXPECT(&t, r.verdict == XDP_DROP, "D-SACK of f(j) - 1: %s",
+	       verdict_name(r.verdict));
+	expect_counters(&t, &r, STCP_C_DATA_ACK_IDLE, -1);
+
 	/* Segment 5 lost, nothing after it arrived: the client's timer
 	 * resends the 16 request bytes still unacknowledged. The answer
 	 * goes back to segment 5 and still leaves them unacknowledged. */
