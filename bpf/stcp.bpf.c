@@ -197,7 +197,6 @@ struct data_ack {
 	__u32 opts;
 	__u32 isn1;
 	__u32 dsack; /* the ACK reports a duplicate */
-	__u32 dup;   /* ... of this segment */
 	struct stcp_resp resp; /* the slot the TSecr names */
 };
 
@@ -1383,30 +1382,6 @@ static __noinline __u32 plan_sack(struct stcp_tx_desc *d,
 }
 
 /*
- * An ACK the client sent for a duplicate's arrival (it carries a D-SACK).
- * Mostly it repeats an earlier ACK, already answered: answering it again
- * in full would send again what that one released, and every such copy
- * that arrives is a duplicate with an ACK of its own. But the arrival that
- * filled the hole at the ACK point can come with a duplicate, and then this
- * is the only ACK that says the point moved. So it gets the last segment
- * its ACK point releases, and only that: if the point moved, it is new, and
- * the gap below it is a hole that SACK recovery fills; if not, its copy
- * comes back as a D-SACK that names it, an echo, dropped.
- */
-static __always_inline __u32 plan_dsack(struct stcp_tx_desc *d,
-					const struct data_ack *k)
-{
-	__u32 x = stcp_release_end(k->j, k->nsegs);
-
-	/* Never the segment the D-SACK names: that copy arrived, and
-	 * sending it again would only bring this ACK back (seen: hundreds
-	 * of copies of one segment when t decoded as j). */
-	if (x > k->j && x - 1 < k->rseg && x - 1 != k->dup)
-		tx_add_range(d, x - 1, 1, 1);
-	return d->nseg;
-}
-
-/*
  * ACK clocking without SACK blocks (section 7.3): the ACK stands for
  * segments [t, j); what t's ACK released, f(t), is out already, unless the
  * client's window held it back, in which case the window's edge then is
@@ -1593,17 +1568,15 @@ static __always_inline int load_sack(const struct req_scratch *rs,
 		lo = rs->sack[2 * i] - k->isn1;
 		hi = rs->sack[2 * i + 1] - k->isn1;
 		if (i == 0 && (hi <= k->a || nb_dsack_inside(rs, o, k, lo, hi))) {
-			__u32 dup = lo / k->sz;
-
-			/* A duplicate of what this very ACK releases: it is
-			 * the echo of an earlier copy of this ACK, and
-			 * answering it would loop. */
-			if (echo_check &&
-			    dup >= stcp_release_end(k->t, k->nsegs) &&
-			    dup < stcp_release_end(k->j, k->nsegs))
+			/* The client sends a D-SACK for a duplicate's
+			 * arrival, which mostly repeats an earlier ACK that
+			 * was answered: answering again sends the same
+			 * segments again, whose arrivals are duplicates in
+			 * turn (seen: hundreds of copies of one segment).
+			 * Dropped; a probe never is. */
+			if (echo_check)
 				return -1;
 			k->dsack = 1;
-			k->dup = dup;
 			continue;
 		}
 		if (lo >= hi || lo < k->a || hi > k->total + 1)
@@ -1671,10 +1644,7 @@ static __noinline int handle_data_ack(struct xdp_md *ctx, struct seg *s,
 	nb = o->nsack ? load_sack(rs, o, k, rs->sb, !probe) : 0;
 	if (nb < 0)
 		return finish(STCP_C_DATA_DSACK, XDP_DROP);
-	if (k->dsack && !probe) {
-		n = plan_dsack(d, k);
-		disp = STCP_C_DATA_DSACK;
-	} else if (nb > 0) {
+	if (nb > 0) {
 		n = plan_sack(d, k, rs->sb, nb, probe);
 		disp = STCP_C_DATA_SACK;
 	} else {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Content that changes during transfers (issue 4): a 1 MB file is replaced
+# Content that changes during transfers (issue 4): a 2 MB file is replaced
 # 100 times (write a new version, rename it over the old, `stcpctl reload`)
-# while six clients download it in a loop at a limited rate, so that every
-# download spans several versions. Every completed download must equal one
+# while six clients download it in a loop, so that many downloads span a
+# replacement (counted). Every completed download must equal one
 # whole version (sha256 in the set of versions written); none may fail while
 # the keys do not rotate. Then the file is deleted with downloads in flight:
 # those complete with a whole version, and new requests get 404. Half the
@@ -15,7 +15,7 @@ WORK=$(mktemp -d /tmp/stcp-change-work.XXXXXX) # not in LOG_DIR: binary
 EXTRA_CLEANUP+=("rm -rf $ROOT $WORK")
 VERSIONS=100
 CLIENTS=6
-SIZE=1048576
+SIZE=2097152
 
 # new_version K: writes version K beside the file and renames it over.
 new_version() {
@@ -28,7 +28,7 @@ new_version() {
 
 topo_up
 new_version 0
-stcpd_start --root "$ROOT" --cache-mb 256
+stcpd_start --root "$ROOT" --cache-mb 320
 
 # downloader I: fetches until $WORK/stop exists; one line per download:
 # "START END ok SHA" or "START END err RC".
@@ -37,7 +37,7 @@ downloader() {
 	while [ ! -e "$WORK/stop" ]; do
 		rc=0
 		t0=$(date +%s.%N)
-		in_c curl -sS -f -m 30 --limit-rate 500K -o "$out" \
+		in_c curl -sS -f -m 30 -o "$out" \
 			"http://$SRV4/v.bin" 2>>"$LOG_DIR/curl$i.err" || rc=$?
 		if [ "$rc" = 0 ]; then
 			echo "$t0 $(date +%s.%N) ok $(sha256sum <"$out" | cut -d' ' -f1)"
@@ -96,7 +96,7 @@ PY
 
 # Deletion with downloads in flight: they finish with a whole version.
 for i in 1 2 3; do
-	in_c curl -sS -f -m 30 --limit-rate 1M -o "$WORK/del$i" \
+	in_c curl -sS -f -m 30 --limit-rate 4M -o "$WORK/del$i" \
 		"http://$SRV4/v.bin" 2>"$LOG_DIR/del$i.err" &
 	PIDS+=($!)
 done
