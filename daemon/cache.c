@@ -41,6 +41,9 @@
 #include "common.h"
 
 #define NO_SLOT	     UINT32_MAX
+/* A file under the root: never through a symlink, never blocking on a
+ * FIFO, never becoming our terminal. */
+#define FILE_OPEN_FLAGS (O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
 #define INDEX_NAME   "index.html"
 #define DEFAULT_TYPE "application/octet-stream"
 
@@ -749,7 +752,7 @@ static int open_loaded(struct stcp_cache *c, const struct stcp_cache_file *f)
 	if (dfd < 0)
 		return dfd;
 	fd = openat(dfd, name,
-		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+		    FILE_OPEN_FLAGS);
 	if (fd < 0) {
 		fd = -errno;
 		close(dfd);
@@ -900,41 +903,18 @@ int stcp_cache_range(struct stcp_cache *c, uint32_t slot200, uint64_t first,
 
 int stcp_cache_fill(struct stcp_cache *c, uint32_t slot)
 {
-	struct stcp_cache_file *f = NULL;
-	struct stat st;
-	char dir[STCP_PATH_LEN];
-	const char *name;
-	int dfd, fd, err;
+	struct stcp_cache_file *f = file_of_slot(c, slot);
+	int fd, err;
 
-	for (size_t i = 0; i < c->nfiles && !f; i++) {
-		for (int v = 0; v < STCP_VARIANTS; v++) {
-			if (c->files[i].h.resp[v] == slot)
-				f = &c->files[i];
-		}
-	}
 	if (!f)
 		return -ENOENT; /* replaced or deleted since */
 	if (f->resident)
 		return 0;
-	if (c->rootfd < 0)
-		return -EBADF;
-	name = strrchr(f->path, '/') + 1;
-	snprintf(dir, sizeof(dir), "%.*s", (int)(name - f->path), f->path);
-	dfd = open_beneath(c->rootfd, dir);
-	if (dfd < 0)
-		return dfd;
-	fd = openat(dfd, name,
-		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	err = fd < 0 ? -errno : 0;
-	close(dfd);
-	if (err)
-		return err;
-	if (fstat(fd, &st) || !same_file(f, &st)) {
-		/* Changed on disk: this slot's version is gone; the next
-		 * reload stores the new one. */
-		close(fd);
-		return -ESTALE;
-	}
+	/* -ESTALE when it changed on disk: this slot's version is gone,
+	 * and the next reload stores the new one. */
+	fd = open_loaded(c, f);
+	if (fd < 0)
+		return fd;
 	err = load_pages(c, fd, f, true);
 	close(fd);
 	if (err == 1) {
@@ -1296,7 +1276,7 @@ static int load_file(struct load *L, int dfd, const char *name,
 	held_init(&nf.h);
 
 	fd = openat(dfd, name,
-		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+		    FILE_OPEN_FLAGS);
 	if (fd < 0) {
 		log_warn("%s: cannot open: %s; skipped", path, strerror(errno));
 		goto skip;
