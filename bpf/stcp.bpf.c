@@ -196,7 +196,6 @@ struct data_ack {
 	__u32 wseg;  /* the same, past the response's end too */
 	__u32 opts;
 	__u32 isn1;
-	__u32 dsack; /* the ACK reports a duplicate */
 	struct stcp_resp resp; /* the slot the TSecr names */
 };
 
@@ -1349,7 +1348,7 @@ static __noinline __u32 plan_sack(struct stcp_tx_desc *d,
 	sort_blocks(b);
 	if (probe)
 		add_holes(d, b, k->j, top, 0, 0);
-	else if (!k->dsack) { /* a duplicate's arrival reveals no hole */
+	else {
 		/* A young newest block: the hole right below it is news.
 		 * Its first sighting cannot be told from a later one (a
 		 * client's GRO merges arrivals into one ACK), so every ACK
@@ -1368,7 +1367,7 @@ static __noinline __u32 plan_sack(struct stcp_tx_desc *d,
 	x = k->j + sacked + stcp_cwnd(k->t) / 2;
 	if (x - 1 >= top && x - 1 < k->rseg && x - 1 < k->nsegs)
 		tx_add_range(d, x - 1, 1, 0);
-	if (!d->nseg && !probe && !k->dsack &&
+	if (!d->nseg && !probe &&
 	    (x >= min_u32(k->rseg, k->nsegs) || top >= k->rseg)) {
 		/* The window (or STCP_PAWS_SPAN) holds new data back, so
 		 * the arrivals, and their ACKs, are about to dry up while
@@ -1535,8 +1534,8 @@ static __noinline int decode_data_ack(const struct seg *s,
 /*
  * SACK blocks of this ACK that name response data above the ACK point, as
  * segments. A D-SACK (RFC 2883: a first block below the ACK point, or
- * inside the second) is noted in k->dsack and skipped, or, with echo_check,
- * makes the whole ACK an echo (-1, see below).
+ * inside the second) is skipped, or, with echo_check, makes the whole ACK
+ * one to drop (-1, see below).
  */
 /* RFC 2883 4.1.2: a first block inside the second is a D-SACK too. */
 static __always_inline int nb_dsack_inside(const struct req_scratch *rs,
@@ -1576,7 +1575,6 @@ static __always_inline int load_sack(const struct req_scratch *rs,
 			 * Dropped; a probe never is. */
 			if (echo_check)
 				return -1;
-			k->dsack = 1;
 			continue;
 		}
 		if (lo >= hi || lo < k->a || hi > k->total + 1)
@@ -2164,7 +2162,7 @@ int stcp_devmap_tx(struct xdp_md *ctx)
 	last = off + len == d->total;
 	seq = d->isn1 + off;
 	r->seq = seq;
-	r->ack = stcp_seg_ack(d, off / d->seg_size);
+	r->ack = stcp_seg_ack(d);
 	r->flags = TCP_FLAG_ACK;
 	if (last)
 		r->flags |= TCP_FLAG_PSH |

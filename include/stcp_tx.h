@@ -128,7 +128,7 @@ STCP_INLINE __u32 stcp_release_end(__u32 k, __u32 nsegs)
 }
 
 /*
- * Request bytes a segment of an nsegs-segment response leaves
+ * Request bytes every segment of an nsegs-segment response leaves
  * unacknowledged, so that the client's retransmission timer keeps running
  * until it has the whole response (when it acknowledges that, or sends its
  * FIN, a pure ACK of the rest answers). A one-segment response
@@ -137,18 +137,17 @@ STCP_INLINE __u32 stcp_release_end(__u32 k, __u32 nsegs)
  * on an RTT sample, which needs a whole skb acknowledged), so there is
  * nothing to gain by spending them.
  */
-STCP_INLINE __u32 stcp_ack_lag(__u32 k, __u32 nsegs)
+STCP_INLINE __u32 stcp_ack_lag(__u32 nsegs)
 {
-	(void)k;
 	return nsegs < 2 ? 0 : STCP_ACK_LAG_MAX;
 }
 
-/* The ACK number segment k carries. */
-STCP_INLINE __u32 stcp_seg_ack(const struct stcp_tx_desc *d, __u32 k)
+/* The ACK number every segment of the descriptor carries. */
+STCP_INLINE __u32 stcp_seg_ack(const struct stcp_tx_desc *d)
 {
 	if (d->flags & STCP_TX_F_ACK_NONE)
 		return d->req_end;
-	return d->req_end - stcp_ack_lag(k, d->nsegs);
+	return d->req_end - stcp_ack_lag(d->nsegs);
 }
 
 #endif /* STCP_TX_H */
