@@ -10,6 +10,7 @@
 
 #include "stcp_maps.h"
 #include "stcp_cache.h"
+#include "stcp_conn.h"
 #include "stcp_cookie.h"
 #include "stcp_tx.h"
 #include "http.h"
@@ -133,6 +134,15 @@ struct {
 	__type(value, __u32);
 } stcp_reasm SEC(".maps");
 
+/* Where the later responses of keep-alive connections start
+ * (include/stcp_conn.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, STCP_CONNS_MAX);
+	__type(key, struct stcp_flow);
+	__type(value, struct stcp_conn);
+} stcp_conns SEC(".maps");
+
 /* What the parser learns of a packet for the service. */
 struct seg {
 	struct stcp_flow flow;
@@ -196,6 +206,10 @@ struct data_ack {
 	__u32 wseg;  /* the same, past the response's end too */
 	__u32 opts;
 	__u32 isn1;
+	__u32 slot;
+	__u32 close;	 /* the response ends with our FIN */
+	__u32 ka;	 /* a later response: stcp_conns has it */
+	__u32 req_start; /* ka: the client's first request byte */
 	struct stcp_resp resp; /* the slot the TSecr names */
 };
 
@@ -976,11 +990,13 @@ static __always_inline __u32 response_slot(struct stcp_http_req *req)
 	if (req->has_inm &&
 	    (req->inm_star || req->if_none_match == obj->etag_hash ||
 	     req->if_none_match == obj->etag_weak_hash))
-		return obj->resp[STCP_V_304_CLOSE];
+		return obj->resp[req->keep_alive ? STCP_V_304_KEEPALIVE :
+						   STCP_V_304_CLOSE];
 	if (req->has_range && !req->range_bad && req->method == STCP_HTTP_GET &&
 	    stcp_have_daemon)
 		return range_slot(req, obj);
-	return obj->resp[STCP_V_200_CLOSE];
+	return obj->resp[req->keep_alive ? STCP_V_200_KEEPALIVE :
+					   STCP_V_200_CLOSE];
 }
 
 /* The client's receive window in bytes (the option byte has its scale). */
@@ -1029,9 +1045,8 @@ static __always_inline void tx_desc_init(struct stcp_tx_desc *d,
 	d->family = s->flow.family;
 	d->nseg = 0;
 	d->nranges = 0;
-	d->rtx = 0;
 	__builtin_memset(d->count, 0, sizeof(d->count));
-	d->flags = STCP_TX_F_CLOSE;
+	d->flags = 0;
 	d->sport = s->flow.sport;
 	d->dport = s->flow.cport;
 	__builtin_memcpy(d->saddr, s->flow.saddr, 16);
@@ -1111,7 +1126,7 @@ static __noinline int tx_broadcast(struct xdp_md *ctx, struct stcp_tx_desc *d)
 /* Appends segments [first, first + n) to the descriptor's ranges, within
  * STCP_TX_MAX_SEGS in all. */
 static __always_inline void tx_add_range(struct stcp_tx_desc *d, __u32 first,
-					 __u32 n, __u32 rtx)
+					 __u32 n)
 {
 	__u32 i = d->nranges, room = STCP_TX_MAX_SEGS - d->nseg;
 
@@ -1123,8 +1138,6 @@ static __always_inline void tx_add_range(struct stcp_tx_desc *d, __u32 first,
 	d->count[i] = n;
 	d->nseg += n;
 	d->nranges = i + 1;
-	if (rtx)
-		d->rtx |= 1u << i;
 }
 
 static __always_inline int tx_send(struct xdp_md *ctx, struct stcp_tx_desc *d,
@@ -1142,15 +1155,42 @@ static __always_inline int tx_send(struct xdp_md *ctx, struct stcp_tx_desc *d,
 #define MAX_RESPONSE (1u << 27)
 
 /*
- * The first request of a connection (docs/PROTOCOL.md 7.1). A response
- * that fits one segment goes out with our FIN in the request's own frame
- * when it has room; anything else goes out as page-sized copies: the first
- * min(IW, window) segments now, the rest as the client's ACKs release them.
+ * Bytes at the start of a request's payload to skip: the CRLF our ACK lag
+ * leaves unacknowledged at the end of the request before, which the
+ * client's timer resends together with the next request (include/stcp_tx.h,
+ * STCP_ACK_LAG). RFC 9112 2.2: a server should ignore an empty line before
+ * the request line.
+ */
+static __always_inline __u32 request_lead(struct xdp_md *ctx,
+					  const struct seg *s)
+{
+	__u8 b[2] = {};
+
+	if (!s->payload_len ||
+	    bpf_xdp_load_bytes(ctx, s->opt_off + s->opt_len, b,
+			       s->payload_len >= 2 ? 2 : 1))
+		return 0;
+	if (b[0] == '\n')
+		return 1;
+	if (b[0] == '\r')
+		return s->payload_len >= 2 && b[1] == '\n' ? 2 : 1;
+	return 0;
+}
+
+/*
+ * A request: the first of a connection (docs/PROTOCOL.md 7.1), or, with
+ * next, a later one on a keep-alive connection (7.10), whose response
+ * starts at the ACK number and is entered in stcp_conns. A response that
+ * fits one segment goes out in the request's own frame when it has room
+ * (with our FIN unless it is a keep-alive variant); anything else goes out
+ * as page-sized copies: the first min(IW, window) segments now, the rest
+ * as the client's ACKs release them.
  */
 static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
-				     const struct tcp_opts *o, __u32 match)
+				     const struct tcp_opts *o, __u32 opts,
+				     __u32 next)
 {
-	__u32 n, slot, opts = (match >> COOKIE_OPTS_SHIFT) & 0x7f, sz, ts_low;
+	__u32 n, slot, sz, ts_low, lead = 0, close;
 	struct stcp_http_scratch *sc;
 	struct req_scratch *rs;
 	struct stcp_tx_desc *d;
@@ -1168,7 +1208,9 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 	sc = &rs->http;
 	r = &rs->r;
 	__builtin_memset(r, 0, sizeof(*r));
-	n = s->payload_len;
+	if (next)
+		lead = request_lead(ctx, s);
+	n = s->payload_len - lead;
 	if (n > STCP_HTTP_MAX_REQ)
 		n = STCP_HTTP_MAX_REQ;
 	if (n) {
@@ -1176,7 +1218,8 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 
 		/* 1..STCP_HTTP_MAX_REQ in a form the verifier follows. */
 		asm volatile("" : "+r"(m));
-		if (bpf_xdp_load_bytes(ctx, s->opt_off + s->opt_len, sc->buf,
+		if (bpf_xdp_load_bytes(ctx, s->opt_off + s->opt_len + (lead & 3),
+				       sc->buf,
 				       (m & (STCP_HTTP_MAX_REQ - 1)) + 1))
 			return send_rst(ctx, s, STCP_C_DATA_REFUSED);
 	}
@@ -1189,6 +1232,15 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 		if (bpf_map_update_elem(&stcp_reasm, &s->flow, &ack, BPF_ANY))
 			return finish(STCP_C_REQUEST_PART_LOST, XDP_DROP);
 		return report_frame(ctx, STCP_EV_REQ_FIRST, 0, 0, 0);
+	}
+	/* A client that closes its side wants nothing after this; one that
+	 * sent more requests with this one (pipelining) is acknowledged all
+	 * of them and gets the first answered and the close, so it sends
+	 * the others again on a new connection (RFC 9112 9.3.2). */
+	if ((s->flags & TCP_FLAG_FIN) || sc->req.extra) {
+		if (sc->req.extra && sc->req.keep_alive)
+			count(STCP_C_PIPELINE_REFUSED);
+		sc->req.keep_alive = 0;
 	}
 	slot = response_slot(&sc->req);
 	if (slot == RANGE_ASK_DAEMON) {
@@ -1210,6 +1262,7 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 	if (!resp || !(resp->flags & STCP_RESP_VALID))
 		return send_rst(ctx, s, STCP_C_DATA_REFUSED);
 	note_slot_use(slot);
+	close = !(resp->flags & STCP_RESP_KEEPALIVE);
 
 	sz = seg_payload_max(s, opts);
 	total = resp->hdr_len;
@@ -1218,7 +1271,24 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 	if (total > MAX_RESPONSE ||
 	    (sc->req.method == STCP_HTTP_HEAD && total > sz))
 		return send_rst(ctx, s, STCP_C_RESPONSE_TOO_BIG);
-	ts_low = stcp_data_tsval(0, 0, opts, 0, slot);
+	if (total > sz && !(opts & STCP_OPT_SACK))
+		/* Loss recovery without SACK needs the overflow state. */
+		return send_rst(ctx, s, STCP_C_DATA_REFUSED);
+	ts_low = stcp_data_tsval(0, 0, opts, slot);
+	if (next) {
+		struct stcp_conn c = {
+			.base = s->ack,
+			.req_start = s->seq + lead,
+			.slot = slot,
+			.total = (__u32)total,
+			.opts = opts,
+			.flags = close ? STCP_CONN_F_CLOSE : 0,
+		};
+
+		if (bpf_map_update_elem(&stcp_conns, &s->flow, &c, BPF_ANY))
+			return send_rst(ctx, s, STCP_C_CONN_MISSING);
+		ts_low = STCP_DTS_KA;
+	}
 
 	if (total <= sz) {
 		r->hdr_page = resp->hdr_page;
@@ -1229,7 +1299,8 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 		/* The whole segment, and the client's FIN if it came with
 		 * it. */
 		r->ack = s->seq + s->payload_len + !!(s->flags & TCP_FLAG_FIN);
-		r->flags = TCP_FLAG_ACK | TCP_FLAG_PSH | TCP_FLAG_FIN;
+		r->flags = TCP_FLAG_ACK | TCP_FLAG_PSH |
+			   (close ? TCP_FLAG_FIN : 0);
 		r->window = SYNACK_WINDOW;
 		set_ts_option(r, ts_low | (stcp_ts_pos(s->ack)
 					   << STCP_TS_POS_SHIFT),
@@ -1237,14 +1308,13 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 		err = emit_reply(ctx, s, r);
 		if (!err) {
 			count(STCP_C_TX_DATA);
-			return finish(STCP_C_REQUEST_ANSWERED, XDP_TX);
+			return finish(next ? STCP_C_REQUEST_NEXT :
+					     STCP_C_REQUEST_ANSWERED,
+				      XDP_TX);
 		}
 		if (err != EMIT_TOO_BIG)
 			return finish(STCP_C_DROP_TX_FAILED, XDP_DROP);
 		/* Too big for this frame: a page-sized copy builds it. */
-	} else if (!(opts & STCP_OPT_SACK)) {
-		/* Loss recovery without SACK needs the overflow state. */
-		return send_rst(ctx, s, STCP_C_DATA_REFUSED);
 	}
 	if (!tx_copies_ready())
 		return send_rst(ctx, s, STCP_C_RESPONSE_TOO_BIG);
@@ -1252,6 +1322,8 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 	d = &rs->tx;
 	tx_desc_init(d, s, s->ack, ts_low);
 	tx_desc_resp(d, resp, (__u32)total, sz);
+	if (close)
+		d->flags |= STCP_TX_F_CLOSE;
 	d->tsecr = o->tsval;
 	if (d->nsegs > 1) {
 		d->flags |= STCP_TX_F_ACK_NONE;
@@ -1262,8 +1334,9 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 				    d->nsegs));
 	if (!n)
 		n = 1; /* a window below one segment: probe it with one */
-	tx_add_range(d, 0, n, 0);
-	return tx_send(ctx, d, STCP_C_REQUEST_ANSWERED);
+	tx_add_range(d, 0, n);
+	return tx_send(ctx, d, next ? STCP_C_REQUEST_NEXT :
+				      STCP_C_REQUEST_ANSWERED);
 }
 
 /* Sorts up to four blocks by start: a fixed network of compare-swaps. */
@@ -1310,11 +1383,11 @@ static __always_inline void add_holes(struct stcp_tx_desc *d,
 			break;
 		he = min_u32(b[i].lo, stop);
 		if (he > x && (!period || hole_due(he, e, period)))
-			tx_add_range(d, x, he - x, 1);
+			tx_add_range(d, x, he - x);
 		x = b[i].hi;
 	}
 	if (x < stop && (!period || hole_due(stop, e, period)))
-		tx_add_range(d, x, stop - x, 1);
+		tx_add_range(d, x, stop - x);
 }
 
 /*
@@ -1366,7 +1439,7 @@ static __noinline __u32 plan_sack(struct stcp_tx_desc *d,
 	 * nothing, then each releases one more segment. */
 	x = k->j + sacked + stcp_cwnd(k->t) / 2;
 	if (x - 1 >= top && x - 1 < k->rseg && x - 1 < k->nsegs)
-		tx_add_range(d, x - 1, 1, 0);
+		tx_add_range(d, x - 1, 1);
 	if (!d->nseg && !probe &&
 	    (x >= min_u32(k->rseg, k->nsegs) || top >= k->rseg)) {
 		/* The window (or STCP_PAWS_SPAN) holds new data back, so
@@ -1374,7 +1447,7 @@ static __noinline __u32 plan_sack(struct stcp_tx_desc *d,
 		 * the ACK point's hole stays open: the client's timer,
 		 * which backs off, would be all that is left. Each of
 		 * these last ACKs resends that hole instead. */
-		tx_add_range(d, k->j, 1, 1);
+		tx_add_range(d, k->j, 1);
 		count(STCP_C_TX_RETRANS);
 	}
 	return d->nseg;
@@ -1408,7 +1481,7 @@ static __always_inline __u32 plan_clock(struct stcp_tx_desc *d,
 		hi = min_u32(stcp_release_end(k->j, k->nsegs), k->rseg);
 	}
 	if (lo < hi)
-		tx_add_range(d, lo, hi - lo, probe);
+		tx_add_range(d, lo, hi - lo);
 	if (probe && d->nseg)
 		count(STCP_C_TX_RETRANS);
 	return d->nseg;
@@ -1443,31 +1516,72 @@ static __always_inline int ack_in_response(__u64 a, __u64 total, __u32 sz)
 	return a <= total + 1 && (a == total || a == total + 1 || !(a % sz));
 }
 
+/* What decode_data_ack() returns besides 0 (ours). */
+#define DECODE_NOT_OURS -1
+#define DECODE_CONN_MISSING -2 /* a keep-alive TSecr, no stcp_conns entry */
+#define DECODE_OLD -3	       /* an ACK from before the latest request */
+
 /*
- * Decodes a segment after our response started (section 7.2): the TSecr
- * names the response slot, MSS class, window scale and the offset bits
- * above 24 of segment t; the flow hash under the current key, else the
- * previous one, turns the ACK number into the offset acknowledged, which
- * must be a segment boundary, the end, or the FIN (of the GET response, or
- * of a HEAD's). Returns 0 if it is ours.
+ * A later response of a keep-alive connection (7.10): stcp_conns has where
+ * it starts, its slot, length and the option byte; the ACK number must
+ * still fall on one of its boundaries. Sets k->a, total, resp and back.
  */
-static __noinline int decode_data_ack(const struct seg *s,
-				      const struct tcp_opts *o,
-				      struct data_ack *k)
+static __always_inline int decode_ka_ack(const struct seg *s,
+					 const struct tcp_opts *o,
+					 struct data_ack *k, __u32 *back)
+{
+	struct stcp_conn *c = bpf_map_lookup_elem(&stcp_conns, &s->flow);
+	struct stcp_resp *resp;
+	__u32 slot, dist;
+
+	if (!c)
+		return DECODE_CONN_MISSING;
+	/* A late ACK of an earlier response on the connection. */
+	if ((__s32)(s->ack - c->base) < 0)
+		return DECODE_OLD;
+	slot = c->slot & STCP_DTS_SLOT_MASK;
+	resp = bpf_map_lookup_elem(&stcp_resps, &slot);
+	if (!resp || !(resp->flags & (STCP_RESP_VALID | STCP_RESP_EVICTED)))
+		return DECODE_NOT_OURS;
+	k->opts = c->opts & STCP_OPT_MASK;
+	k->sz = seg_payload_max(s, k->opts);
+	k->a = s->ack - c->base;
+	k->total = c->total;
+	if (k->total > MAX_RESPONSE || !ack_in_response(k->a, k->total, k->sz))
+		return DECODE_NOT_OURS;
+	k->resp = *resp;
+	k->slot = slot;
+	k->isn1 = c->base;
+	k->close = !!(c->flags & STCP_CONN_F_CLOSE);
+	k->ka = 1;
+	k->req_start = c->req_start;
+	dist = (stcp_ts_pos(s->ack) - (o->tsecr >> STCP_TS_POS_SHIFT)) &
+	       STCP_TS_POS_MASK;
+	*back = (s->ack & 1023) + (dist << 10);
+	return 0;
+}
+
+/*
+ * The first response of a connection (7.2): the TSecr names the response
+ * slot, MSS class, window scale and the offset bits above 24 of segment t;
+ * the flow hash under the current key, else the previous one, turns the
+ * ACK number into the offset acknowledged, which must be a segment
+ * boundary, the end, or the FIN (of the GET response, or of a HEAD's).
+ */
+static __always_inline int decode_first_ack(const struct seg *s,
+					    const struct tcp_opts *o,
+					    struct data_ack *k, __u32 *back)
 {
 	__u32 tsecr = o->tsecr, slot = tsecr & STCP_DTS_SLOT_MASK;
-	__u32 cur, back = 0, found = 0;
+	__u32 cur, found = 0;
 	struct stcp_resp *resp;
-	__u64 win, hi_t, alt;
+	__u64 hi_t, alt;
 	__u64 a = 0, total = 0;
-	__s64 lo_off;
 
 	resp = bpf_map_lookup_elem(&stcp_resps, &slot);
 	if (!resp || !(resp->flags & (STCP_RESP_VALID | STCP_RESP_EVICTED)))
-		return -1;
-	k->opts = ((tsecr >> STCP_DTS_MSS_SHIFT) & STCP_OPT_MSS_MASK) |
-		  (((tsecr >> STCP_DTS_WS_SHIFT) & STCP_OPT_WS_MASK)
-		   << STCP_OPT_WS_SHIFT);
+		return DECODE_NOT_OURS;
+	k->opts = stcp_dts_opts(tsecr);
 	k->sz = seg_payload_max(s, k->opts);
 	cur = current_key_slot();
 	for (__u32 i = 0; i < STCP_NUM_KEYS; i++) {
@@ -1475,7 +1589,7 @@ static __noinline int decode_data_ack(const struct seg *s,
 
 		if (f < 0)
 			continue;
-		a = ack_offset(s->ack, tsecr, (__u32)f, &back);
+		a = ack_offset(s->ack, tsecr, (__u32)f, back);
 		total = resp->hdr_len + resp->body_len;
 		if (ack_in_response(a, total, k->sz)) {
 			found = 1;
@@ -1500,17 +1614,41 @@ static __noinline int decode_data_ack(const struct seg *s,
 		}
 	}
 	if (!found || total > MAX_RESPONSE)
-		return -1;
+		return DECODE_NOT_OURS;
 	k->resp = *resp;
+	k->slot = slot;
 	k->a = a;
 	k->total = (__u32)total;
 	k->isn1 = s->ack - (__u32)a;
+	k->close = !(resp->flags & STCP_RESP_KEEPALIVE);
+	return 0;
+}
+
+/*
+ * Decodes a segment after a response started (section 7.2, 7.10). Returns
+ * 0 if it is ours, else DECODE_*.
+ */
+static __noinline int decode_data_ack(const struct seg *s,
+				      const struct tcp_opts *o,
+				      struct data_ack *k)
+{
+	__u32 back = 0;
+	__u64 win;
+	__s64 lo_off;
+	int err;
+
+	if (stcp_dts_is_ka(o->tsecr))
+		err = decode_ka_ack(s, o, k, &back);
+	else
+		err = decode_first_ack(s, o, k, &back);
+	if (err)
+		return err;
 	k->nsegs = (k->total + k->sz - 1) / k->sz;
-	k->j = a >= total ? k->nsegs : (__u32)a / k->sz;
+	k->j = k->a >= k->total ? k->nsegs : (__u32)k->a / k->sz;
 	/* t: the segment starting in the echoed TSval's 1 KB block; if none
 	 * does (a peer we do not understand), assume the ACK is fresh. */
 	k->t = k->j;
-	lo_off = (__s64)a - back;
+	lo_off = (__s64)k->a - back;
 	if (lo_off <= 0) {
 		if (lo_off > -1024)
 			k->t = 0;
@@ -1523,11 +1661,11 @@ static __noinline int decode_data_ack(const struct seg *s,
 	if (k->t > k->j)
 		k->t = k->j;
 	win = client_window(s, k->opts);
-	k->rseg = segs_below_edge(a, min_u64(win, STCP_PAWS_SPAN), k->total,
+	k->rseg = segs_below_edge(k->a, min_u64(win, STCP_PAWS_SPAN), k->total,
 				  k->sz, k->nsegs);
 	/* The edge in segments, not capped at the response's end: what
 	 * tells whether the window held a release back. */
-	k->wseg = (__u32)min_u64((a + win) / k->sz, 0xffffffffu);
+	k->wseg = (__u32)min_u64((k->a + win) / k->sz, 0xffffffffu);
 	return 0;
 }
 
@@ -1588,15 +1726,110 @@ static __always_inline int load_sack(const struct req_scratch *rs,
 
 /* What handle_data_ack() leaves to its caller, whose stack is shallower. */
 #define DATA_NOT_OURS -1
-#define DATA_ANSWER_FIN -2
+#define DATA_ANSWER_FIN -2 /* a pure ACK of the client's bytes (and FIN) */
 #define DATA_NO_COPIES -3
 #define DATA_MISS -4 /* the response's slot is evicted: a cache miss */
+#define DATA_NEXT_REQUEST -5 /* keep-alive: the connection's next request */
+#define DATA_CLOSE -6 /* keep-alive response done: our FIN and ACK */
+#define DATA_CONN_MISSING -7
+
+/*
+ * Whether a keep-alive response that ended without our FIN is to be closed
+ * now: a request came before it ended (refuse_pipeline()).
+ */
+static __always_inline int conn_closing(const struct seg *s,
+					const struct data_ack *k)
+{
+	struct stcp_conn *c;
+
+	if (k->close)
+		return 1;
+	if (k->ka)
+		return 0;
+	c = bpf_map_lookup_elem(&stcp_conns, &s->flow);
+	return c && c->base == k->isn1 && (c->flags & STCP_CONN_F_CLOSE);
+}
+
+/*
+ * A request arrived while a keep-alive response was still under way
+ * (pipelining, RFC 9112 9.3.2). Its bytes will be acknowledged by the
+ * segments that follow, which cannot know where the request before it
+ * ended, so it cannot be answered: the connection closes once the response
+ * has arrived, and the client sends the request again on a new one. The
+ * first response has no stcp_conns entry; this one is its only one.
+ */
+static __always_inline void refuse_pipeline(const struct seg *s,
+					    struct data_ack *k)
+{
+	struct stcp_conn *c = bpf_map_lookup_elem(&stcp_conns, &s->flow);
+
+	if (k->ka) {
+		if (c)
+			c->flags |= STCP_CONN_F_CLOSE;
+	} else {
+		struct stcp_conn n = {
+			.base = k->isn1,
+			.slot = k->slot,
+			.total = k->total,
+			.opts = k->opts,
+			.flags = STCP_CONN_F_CLOSE,
+		};
+
+		bpf_map_update_elem(&stcp_conns, &s->flow, &n, BPF_ANY);
+	}
+	k->close = 1;
+	count(STCP_C_PIPELINE_REFUSED);
+}
+
+/* refuse_pipeline() for a request that came before any of the first
+ * response arrived: what conn_closing() reads is enough. */
+static __always_inline void refuse_pipeline_early(const struct seg *s)
+{
+	struct stcp_conn n = {
+		.base = s->ack,
+		.flags = STCP_CONN_F_CLOSE,
+	};
+
+	bpf_map_update_elem(&stcp_conns, &s->flow, &n, BPF_ANY);
+	count(STCP_C_PIPELINE_REFUSED);
+}
+
+/*
+ * The client has all of the response. At its end (a == total) our FIN is
+ * not acknowledged: after a keep-alive response, none was sent, and the
+ * next segment may be the next request, the client's FIN, the CRLF our ACK
+ * lag left it holding, or the ACK that tells us it is done, which gets a
+ * pure ACK of that CRLF so that a client that waits for it (Nagle) sends
+ * its next request at once. A response that closes (a close variant, or
+ * one whose keep-alive was refused) gets our FIN again. Past our FIN, the
+ * client's FIN or its last request bytes get their ACK.
+ */
+static __always_inline int data_after_response(struct xdp_md *ctx,
+					       struct seg *s,
+					       const struct data_ack *k)
+{
+	__u32 lead;
+
+	if (k->a == k->total) {
+		if ((s->flags & TCP_FLAG_FIN) || conn_closing(s, k))
+			return DATA_CLOSE;
+		lead = request_lead(ctx, s);
+		if (s->payload_len > lead)
+			return DATA_NEXT_REQUEST;
+		if (s->payload_len || k->nsegs > 1)
+			return DATA_ANSWER_FIN;
+		return finish(STCP_C_RESPONSE_ACKED, XDP_DROP);
+	}
+	if (!(s->flags & TCP_FLAG_FIN) && !s->payload_len)
+		return finish(STCP_C_RESPONSE_ACKED, XDP_DROP);
+	return DATA_ANSWER_FIN;
+}
 
 /*
  * A segment of a connection whose response has started: an ACK that
  * releases more of it, a SACK that asks for holes, the rest of the request
- * resent by the client's timer, or the close. Returns an XDP action or one
- * of DATA_*.
+ * resent by the client's timer, the next request, or the close. Returns an
+ * XDP action or one of DATA_*.
  */
 static __noinline int handle_data_ack(struct xdp_md *ctx, struct seg *s,
 				      const struct tcp_opts *o)
@@ -1605,38 +1838,49 @@ static __noinline int handle_data_ack(struct xdp_md *ctx, struct seg *s,
 	struct stcp_tx_desc *d;
 	struct data_ack *k;
 	__u32 n, disp, probe;
-	int nb;
+	int nb, err;
 
 	if (!rs || !o->has_ts)
 		return -1;
 	k = &rs->dk;
 	__builtin_memset(k, 0, sizeof(*k));
-	if (decode_data_ack(s, o, k))
-		return -1;
+	err = decode_data_ack(s, o, k);
+	if (err == DECODE_OLD)
+		return finish(STCP_C_DATA_ACK_IDLE, XDP_DROP);
+	if (err == DECODE_CONN_MISSING)
+		return DATA_CONN_MISSING;
+	if (err)
+		return DATA_NOT_OURS;
 
-	if (k->a >= k->total) {
-		/* All of it arrived: the client's FIN, or the request byte
-		 * left unacknowledged, gets its ACK. */
-		if (!(s->flags & TCP_FLAG_FIN) && !s->payload_len)
-			return finish(STCP_C_RESPONSE_ACKED, XDP_DROP);
-		return DATA_ANSWER_FIN;
-	}
+	if (k->a >= k->total)
+		return data_after_response(ctx, s, k);
 	if (k->resp.flags & STCP_RESP_EVICTED)
 		return DATA_MISS;
 	if (!tx_copies_ready())
 		return DATA_NO_COPIES;
 
-	d = &rs->tx;
-	tx_desc_init(d, s, k->isn1,
-		     o->tsecr & ~(STCP_TS_POS_MASK << STCP_TS_POS_SHIFT |
-				  STCP_DTS_HI_MASK << STCP_DTS_HI_SHIFT |
-				  1u << STCP_DTS_RTX_BIT));
-	tx_desc_resp(d, &k->resp, k->total, k->sz);
-	d->tsecr = o->tsval;
-
 	/* The client's timer resent request bytes or its FIN: something of
 	 * ours is lost with nothing in flight to tell (fact 7). */
 	probe = s->payload_len > 0 || (s->flags & TCP_FLAG_FIN);
+	/* More than the CRLF the ACK lag holds back, and not the request
+	 * resent whole: the next request, before this response ended. It
+	 * stays a probe, so a misjudged resend costs only the keep-alive. */
+	if (s->payload_len && !k->close &&
+	    !(k->ka && s->seq == k->req_start) &&
+	    s->payload_len > request_lead(ctx, s))
+		refuse_pipeline(s, k);
+
+	d = &rs->tx;
+	tx_desc_init(d, s, k->isn1,
+		     k->ka ? STCP_DTS_KA :
+			     o->tsecr & ~(STCP_TS_POS_MASK << STCP_TS_POS_SHIFT |
+					  STCP_DTS_HI_MASK
+						  << STCP_DTS_HI_SHIFT));
+	tx_desc_resp(d, &k->resp, k->total, k->sz);
+	if (k->close)
+		d->flags |= STCP_TX_F_CLOSE;
+	d->tsecr = o->tsval;
+
 	/* A probe carries the client's SACK state as it stands, a D-SACK
 	 * included: it is never an echo, or a stall would never end. */
 	nb = o->nsack ? load_sack(rs, o, k, rs->sb, !probe) : 0;
@@ -1671,24 +1915,27 @@ static __noinline int answer_close(struct xdp_md *ctx, struct seg *s,
 				      STCP_C_TX_ACK);
 }
 
-/* The client's FIN, or its last request byte, once it has all of our
+/* The client's FIN, or its last request bytes, once it has all of our
  * response: its ACK, with the TSval standing for the sequence number after
- * our response (and FIN). */
+ * our response (and FIN); with fin, our FIN too, which ends a keep-alive
+ * connection. */
 static __noinline int answer_fin_after_response(struct xdp_md *ctx,
 						struct seg *s,
-						const struct tcp_opts *o)
+						const struct tcp_opts *o,
+						__u32 fin)
 {
 	struct reply r = {};
 
 	r.seq = s->ack;
 	r.ack = s->seq + s->payload_len + !!(s->flags & TCP_FLAG_FIN);
-	r.flags = TCP_FLAG_ACK;
+	r.flags = TCP_FLAG_ACK | (fin ? TCP_FLAG_FIN : 0);
 	r.window = SYNACK_WINDOW;
 	set_ts_option(&r, stcp_tsval_at(o->tsecr, s->ack), o->tsval);
 	return reply_or_count_failure(ctx, s, &r,
 				      s->flags & TCP_FLAG_FIN ?
 					      STCP_C_FIN_ANSWERED :
-					      STCP_C_DATA_PROBE,
+				      s->payload_len ? STCP_C_DATA_PROBE :
+						       STCP_C_RESPONSE_ACKED,
 				      STCP_C_TX_ACK);
 }
 
@@ -1744,7 +1991,10 @@ static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 	res = match & COOKIE_RES_MASK;
 	if (res == COOKIE_OK) {
 		if (s->payload_len)
-			return handle_request(ctx, s, o, match);
+			return handle_request(ctx, s, o,
+					      (match >> COOKIE_OPTS_SHIFT) &
+						      STCP_OPT_MASK,
+					      0);
 		if (!(s->flags & TCP_FLAG_FIN))
 			return finish(STCP_C_HANDSHAKE_DONE, XDP_DROP);
 		return answer_close(ctx, s, o);
@@ -1774,14 +2024,25 @@ static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 
 		if (after >= 0)
 			return after;
-		if (after == DATA_ANSWER_FIN)
-			return answer_fin_after_response(ctx, s, o);
+		if (after == DATA_ANSWER_FIN || after == DATA_CLOSE)
+			return answer_fin_after_response(ctx, s, o,
+							 after == DATA_CLOSE);
+		if (after == DATA_NEXT_REQUEST)
+			return handle_request(ctx, s, o, rs->dk.opts, 1);
+		if (after == DATA_CONN_MISSING)
+			return send_rst(ctx, s, STCP_C_CONN_MISSING);
 		if (after == DATA_NO_COPIES)
 			return send_rst(ctx, s, STCP_C_RESPONSE_TOO_BIG);
 		if (after == DATA_MISS)
 			return report_miss(ctx, o->tsecr & STCP_DTS_SLOT_MASK);
-		if (o->has_ts && o->nsack && before_first_segment(s, o))
+		if (o->has_ts && (o->nsack || s->payload_len) &&
+		    before_first_segment(s, o)) {
+			/* A request sent before any of the answer to the
+			 * first arrived (pipelining): see refuse_pipeline(). */
+			if (s->payload_len)
+				refuse_pipeline_early(s);
 			return finish(STCP_C_DATA_ACK_IDLE, XDP_DROP);
+		}
 	}
 	return send_rst(ctx, s, res == COOKIE_STALE ? STCP_C_STALE_COOKIE :
 						      STCP_C_BAD_COOKIE);
@@ -2096,7 +2357,7 @@ int stcp_devmap_tx(struct xdp_md *ctx)
 	struct stcp_tx_state *st;
 	struct stcp_tx_desc *d;
 	struct req_scratch *rs;
-	__u32 zero = 0, k, off, len, hoff, last, seq, rtx = 0;
+	__u32 zero = 0, k, off, len, hoff, last, seq;
 	struct seg sg = {};
 	struct reply *r;
 	__s64 psum;
@@ -2125,11 +2386,6 @@ int stcp_devmap_tx(struct xdp_md *ctx)
 	for (__u32 i = 0; i < STCP_TX_RANGES; i++) {
 		if (k < d->count[i]) {
 			off = (d->first[i] + k) * d->seg_size;
-			/* Marks a resend, for the ACK that echoes it; only
-			 * where no two segments share a position field,
-			 * or the mark could make a later one PAWS-older. */
-			if ((d->rtx >> i) & 1 && d->seg_size >= 1024)
-				rtx = 1u << STCP_DTS_RTX_BIT;
 			break;
 		}
 		k -= d->count[i];
@@ -2169,7 +2425,7 @@ int stcp_devmap_tx(struct xdp_md *ctx)
 			    (d->flags & STCP_TX_F_CLOSE ? TCP_FLAG_FIN : 0);
 	r->window = d->window;
 	set_ts_option(r,
-		      d->ts_low | rtx | stcp_ts_pos(seq) << STCP_TS_POS_SHIFT |
+		      d->ts_low | stcp_ts_pos(seq) << STCP_TS_POS_SHIFT |
 			      ((off >> 24) & STCP_DTS_HI_MASK)
 				      << STCP_DTS_HI_SHIFT,
 		      d->tsecr);

@@ -445,6 +445,16 @@ static bool variant_has_body(int v)
 	return v == STCP_V_200_CLOSE || v == STCP_V_200_KEEPALIVE;
 }
 
+/* The flags a variant's slot carries besides VALID or EVICTED. */
+static uint32_t variant_flags(int v)
+{
+	uint32_t f = variant_has_body(v) ? STCP_RESP_HAS_BODY : 0;
+
+	if (v == STCP_V_200_KEEPALIVE || v == STCP_V_304_KEEPALIVE)
+		f |= STCP_RESP_KEEPALIVE;
+	return f;
+}
+
 /* Marks f's slots evicted: the lengths stay, the pages are not named. */
 static int write_evicted(struct stcp_cache *c, struct stcp_cache_file *f)
 {
@@ -453,9 +463,8 @@ static int write_evicted(struct stcp_cache *c, struct stcp_cache_file *f)
 		int err;
 
 		r.hdr_len = f->hdr_len[v];
-		r.flags = STCP_RESP_EVICTED;
+		r.flags = STCP_RESP_EVICTED | variant_flags(v);
 		if (variant_has_body(v)) {
-			r.flags |= STCP_RESP_HAS_BODY;
 			r.body_len = f->size;
 		}
 		err = resp_write(c, f->h.resp[v], &r);
@@ -621,9 +630,8 @@ static int load_pages(struct stcp_cache *c, int fd, struct stcp_cache_file *f,
 		}
 		r.hdr_page = first + (uint32_t)v;
 		r.hdr_len = (uint32_t)hl;
-		r.flags = STCP_RESP_VALID;
+		r.flags = STCP_RESP_VALID | variant_flags(v);
 		if (variant_has_body(v)) {
-			r.flags |= STCP_RESP_HAS_BODY;
 			r.body_page = body_npages ? first + STCP_VARIANTS : 0;
 			r.body_npages = (uint32_t)body_npages;
 			r.body_len = f->size;

@@ -80,12 +80,20 @@ static void counters(FILE *f, const uint64_t *c)
 	for (int i = STCP_C_TX_SYNACK; i < STCP_C_MAX; i++) {
 		const char *name = stcp_counter_names[i];
 
-		if (stcp_counter_is_disposition(i))
+		if (stcp_counter_is_disposition(i) || strncmp(name, "tx_", 3))
 			continue;
 		/* "tx_synack" -> kind="synack" */
-		if (!strncmp(name, "tx_", 3))
-			name += 3;
-		fprintf(f, "stcp_tx_frames_total{kind=\"%s\"} %llu\n", name,
+		fprintf(f, "stcp_tx_frames_total{kind=\"%s\"} %llu\n", name + 3,
+			(unsigned long long)c[i]);
+	}
+	family(f, "stcp_events_total", "counter",
+	       "Events the XDP program counts besides a packet's disposition.");
+	for (int i = STCP_C_TX_SYNACK; i < STCP_C_MAX; i++) {
+		const char *name = stcp_counter_names[i];
+
+		if (stcp_counter_is_disposition(i) || !strncmp(name, "tx_", 3))
+			continue;
+		fprintf(f, "stcp_events_total{event=\"%s\"} %llu\n", name,
 			(unsigned long long)c[i]);
 	}
 }

@@ -61,6 +61,9 @@ struct stcp_page {
  * again. VALID is clear meanwhile.
  */
 #define STCP_RESP_EVICTED 0x4u
+/* A keep-alive variant: the response does not end the connection, so no
+ * FIN follows its last byte (docs/PROTOCOL.md 7.10). */
+#define STCP_RESP_KEEPALIVE 0x8u
 
 struct stcp_resp {
 	__u32 hdr_page;	 /* header bytes at offset 0 of this page */

@@ -35,7 +35,10 @@
 #define STCP_OPT_WS_MASK 0x0fu
 #define STCP_OPT_SACK 0x40u /* bit 6: SACK permitted */
 #define STCP_OPT_MASK 0x7fu
-#define STCP_MAX_WSCALE 14
+/* RFC 7323 allows 14; 13 keeps the window-scale code below 15, so that no
+ * data TSval has all of its low 22 bits set (STCP_DTS_KA). A client with 14
+ * is taken to have 13: its window looks half as large as it is. */
+#define STCP_MAX_WSCALE 13
 
 /* Client MSS classes; the cookie keeps the largest one not above the offer. */
 #define STCP_MSS_CLASS_0 536
@@ -150,27 +153,51 @@ STCP_INLINE __u32 stcp_tsval_at(__u32 tsval, __u32 seq)
  *   [31:22] position field of the segment's sequence number
  *   [21:19] response offset >> 24
  *   [18:17] client MSS class      [16:13] client window-scale code
- *   [12]    retransmission         [11:0]  response slot (stcp_resps)
+ *   [12]    SACK permitted         [11:0]  response slot (stcp_resps)
  * The key is not named: the flow hash under the current key, else the
  * previous one, must make the ACK number a segment boundary.
+ *
+ * A later response of a keep-alive connection (7.10) has all of bits 21:0
+ * set instead (STCP_DTS_KA; the window-scale code never reaches 15, so no
+ * TSval of the layout above looks like it): stcp_conns has its slot, start
+ * and options. Being the largest
+ * value of the low bits, it keeps the TSval from going back in PAWS order
+ * where a response's first segment shares a 1 KB block with the last
+ * segment of the response before it.
  */
 #define STCP_DTS_HI_SHIFT 19
 #define STCP_DTS_HI_MASK 0x7u
 #define STCP_DTS_MSS_SHIFT 17
 #define STCP_DTS_WS_SHIFT 13
-#define STCP_DTS_RTX_BIT 12
+#define STCP_DTS_SACK_BIT 12
 #define STCP_DTS_SLOT_MASK 0xfffu
+#define STCP_DTS_KA STCP_TS_LOW_MASK
 
 STCP_INLINE __u32 stcp_data_tsval(__u32 seq, __u32 hi, __u32 opts,
-				  __u32 rtx, __u32 resp_slot)
+				  __u32 resp_slot)
 {
 	return (stcp_ts_pos(seq) << STCP_TS_POS_SHIFT) |
 	       ((hi & STCP_DTS_HI_MASK) << STCP_DTS_HI_SHIFT) |
 	       ((opts & STCP_OPT_MSS_MASK) << STCP_DTS_MSS_SHIFT) |
 	       (((opts >> STCP_OPT_WS_SHIFT) & STCP_OPT_WS_MASK)
 		<< STCP_DTS_WS_SHIFT) |
-	       ((rtx & 1) << STCP_DTS_RTX_BIT) |
+	       (!!(opts & STCP_OPT_SACK) << STCP_DTS_SACK_BIT) |
 	       (resp_slot & STCP_DTS_SLOT_MASK);
+}
+
+/* The option byte a data TSval carries. */
+STCP_INLINE __u32 stcp_dts_opts(__u32 tsval)
+{
+	return ((tsval >> STCP_DTS_MSS_SHIFT) & STCP_OPT_MSS_MASK) |
+	       (((tsval >> STCP_DTS_WS_SHIFT) & STCP_OPT_WS_MASK)
+		<< STCP_OPT_WS_SHIFT) |
+	       ((tsval >> STCP_DTS_SACK_BIT) & 1 ? STCP_OPT_SACK : 0);
+}
+
+/* Whether an echoed data TSval is a keep-alive response's (7.10). */
+STCP_INLINE int stcp_dts_is_ka(__u32 tsecr)
+{
+	return (tsecr & STCP_TS_LOW_MASK) == STCP_DTS_KA;
 }
 
 /* What a cookie says about itself before any hash is computed. */

@@ -134,8 +134,14 @@ enum stcp_counter {
 	/* dispositions: requests that span segments (docs/PROTOCOL.md 7.8) */
 	STCP_C_REQUEST_PART = 34, /* handed to stcpd, which joins them */
 	STCP_C_REQUEST_PART_LOST = 35, /* stcp_misses full: dropped */
-	STCP_C_DISP_END3 = 36,
-	STCP_C_MAX = 36,
+	/* Keep-alive (docs/PROTOCOL.md 7.10). */
+	STCP_C_REQUEST_NEXT = 36, /* a later request of a connection answered */
+	STCP_C_CONN_MISSING = 37, /* its stcp_conns entry is gone: RST */
+	STCP_C_DISP_END3 = 38,
+	/* A request before the response ended: the connection closes after
+	 * it (counted besides the segment's disposition). */
+	STCP_C_PIPELINE_REFUSED = 38,
+	STCP_C_MAX = 39,
 };
 
 /* Whether counter slot i is a disposition (see above). */
@@ -186,6 +192,9 @@ static const char *const stcp_counter_names[STCP_C_MAX] = {
 	[STCP_C_CACHE_MISS_LOST] = "cache_miss_lost",
 	[STCP_C_REQUEST_PART] = "request_part",
 	[STCP_C_REQUEST_PART_LOST] = "request_part_lost",
+	[STCP_C_REQUEST_NEXT] = "request_next",
+	[STCP_C_CONN_MISSING] = "conn_missing",
+	[STCP_C_PIPELINE_REFUSED] = "pipeline_refused",
 };
 #endif
 

@@ -52,10 +52,13 @@
  * again.
  */
 #define STCP_PAWS_SPAN (192 * 1024)
-/* Request bytes left unacknowledged before the last segment, at most: the
- * shortest request that gets a multi-segment answer ("GET / HTTP/1.0" plus
- * two CRLFs) has 18. */
-#define STCP_ACK_LAG_MAX 16
+/* Request bytes every segment of a multi-segment response leaves
+ * unacknowledged (stcp_ack_lag()): the CRLF that ends every request we
+ * answer. When the client's timer resends them together with its next
+ * request (Linux collapses the two into one segment), the next request
+ * arrives after an empty line, which HTTP/1.1 servers skip (RFC 9112 2.2),
+ * so nothing of the request before it is mistaken for it. */
+#define STCP_ACK_LAG 2
 
 #define STCP_TX_F_CLOSE 0x1u /* the last segment carries our FIN */
 /* The burst that answers a request acknowledges none of it (req_end is
@@ -95,7 +98,7 @@ struct stcp_tx_desc {
 	__u32 body_page;
 	__u16 window; /* ours, unscaled */
 	__u8 nranges; /* entries of first[] and count[] in use */
-	__u8 rtx;     /* bit i: range i is resent (TSval bit 12) */
+	__u8 pad;
 	/* Segments [first[i], first[i] + count[i]) of the response. */
 	__u32 first[STCP_TX_RANGES];
 	__u32 count[STCP_TX_RANGES];
@@ -139,7 +142,7 @@ STCP_INLINE __u32 stcp_release_end(__u32 k, __u32 nsegs)
  */
 STCP_INLINE __u32 stcp_ack_lag(__u32 nsegs)
 {
-	return nsegs < 2 ? 0 : STCP_ACK_LAG_MAX;
+	return nsegs < 2 ? 0 : STCP_ACK_LAG;
 }
 
 /* The ACK number every segment of the descriptor carries. */

@@ -4,7 +4,8 @@
 # in the client namespace); every transfer must complete byte-identical
 # within BOUND seconds: 14 KB and 64 KB at every rate, 1 MB at 1% and 5%
 # (at 10% a 1 MB transfer took 13 s typically but can outlast any fixed
-# bound, PROTOCOL.md 7.4). Then a Python client with a 4 KB receive buffer
+# bound, PROTOCOL.md 7.4), each on its own connection and then all in turn
+# on keep-alive connections. Then a Python client with a 4 KB receive buffer
 # that reads 1 KB every 2 ms, so its window closes again and again, fetches
 # 1 MB over IPv4 and IPv6.
 . "$(dirname "$0")/lib.sh"
@@ -47,6 +48,26 @@ get() {
 	printf '%s' "$t"
 }
 
+# get_seq HOST SIZE...: one curl, the sizes in turn on a keep-alive
+# connection (docs/PROTOCOL.md 7.10), within BOUND, each byte-identical.
+get_seq() {
+	local host=$1 args=() i=0 n out rc=0
+	shift
+	for n in "$@"; do
+		args+=(-o "$BODIES/seq$i" "http://$host/f$n.bin")
+		i=$((i + 1))
+	done
+	out=$(in_c curl -sS -m "$BOUND" -w '%{num_connects}' "${args[@]}") || rc=$?
+	[ "$rc" = 0 ] || fail "loss $loss%: keep-alive curl from $host ($*): exit $rc"
+	i=0
+	for n in "$@"; do
+		cmp -s "$BODIES/seq$i" "$ROOT/f$n.bin" ||
+			fail "loss $loss%: keep-alive transfer $i (f$n.bin) from $host differs"
+		i=$((i + 1))
+	done
+	log "loss $loss%: keep-alive from $host: $# transfers ($*) byte-identical, connects per transfer: $out"
+}
+
 for loss in 1 5 10; do
 	set_loss "$loss"
 	worst=0 total=0 count=0
@@ -65,6 +86,9 @@ for loss in 1 5 10; do
 		done
 	done
 	log "loss $loss% each way: $count transfers ($sizes bytes) byte-identical, slowest ${worst} s, sum ${total} s"
+	for host in "$SRV4" "[$SRV6]"; do
+		get_seq "$host" $sizes $sizes
+	done
 done
 set_loss 0
 
@@ -76,7 +100,7 @@ s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 s.settimeout(60)
 s.connect((host, 80))
-s.sendall(b"GET /f1048576.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+s.sendall(b"GET /f1048576.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 buf = b""
 while True:
     d = s.recv(1024)

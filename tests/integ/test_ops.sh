@@ -214,6 +214,8 @@ for name in stats:
         key = "stcp_rx_packets_total"
     elif name.startswith("tx_"):
         key = 'stcp_tx_frames_total{kind="%s"}' % name[3:]
+    elif name == "pipeline_refused":
+        key = 'stcp_events_total{event="%s"}' % name
     else:
         key = 'stcp_packets_total{disposition="%s"}' % name
     assert key in samples, f"no sample {key} for counter {name}"

@@ -19,6 +19,7 @@
 
 #include "unit.h"
 #include "stcp_tx.h"
+#include "stcp_conn.h"
 #include "stcp.skel.h"
 #include "../../daemon/cache.h"
 
@@ -161,13 +162,6 @@ static uint32_t object_slot(const char *path)
 	return object_slot_v(path, STCP_V_200_CLOSE);
 }
 
-static uint32_t key_slot(void)
-{
-	struct stcp_cfg cfg;
-
-	return stcp_cfg_read(unit_main.m.cfg, &cfg) ? 0 : cfg.key_cur & 1;
-}
-
 /*
  * Sends req on a fresh connection and checks the whole-response segment:
  * the bytes of slot, our FIN, seq/ack, TSval, checksums, counters. Returns
@@ -214,7 +208,7 @@ static long check_response(struct tcase *t, struct dconn *c, const char *req,
 		       !memcmp(v.opt + v.opt_len, want, wlen),
 	       "payload differs from the cached response");
 	pkt_parse_tcpopts(v.opt, v.opt_len, &o);
-	tsval = stcp_data_tsval(c->isn + 1, 0, LINUX_OPTS, key_slot(), slot);
+	tsval = stcp_data_tsval(c->isn + 1, 0, LINUX_OPTS, slot);
 	EXPECT(t, o.has_ts && o.tsval == tsval && o.tsecr == c->cli_tsval,
 	       "TS %08x/%08x, want %08x/%08x", o.tsval, o.tsecr, tsval,
 	       c->cli_tsval);
@@ -241,7 +235,8 @@ static void case_get(int family, bool head)
 		 "close",
 		 family, head ? "HEAD" : "GET");
 	t.name = name;
-	snprintf(req, sizeof(req), "%s /hello.txt HTTP/1.1\r\nHost: a\r\n\r\n",
+	snprintf(req, sizeof(req),
+		 "%s /hello.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
 		 head ? "HEAD" : "GET");
 	if (slot == ~0u) {
 		tc_fail(&t, "/hello.txt is not cached");
@@ -424,7 +419,7 @@ static void case_inm(const char *label, const char *fmt, bool want_304)
 	snprintf(val, sizeof(val), fmt, etag);
 	snprintf(req, sizeof(req),
 		 "GET /hello.txt HTTP/1.1\r\nHost: a\r\nIf-None-Match: %s"
-		 "\r\n\r\n",
+		 "\r\nConnection: close\r\n\r\n",
 		 val);
 	if (!dconn_open(&t, &c, 4, (uint16_t)(43000 + (label[0] & 0xff)),
 			true))
@@ -544,14 +539,23 @@ static void check_copies(struct tcase *t, const struct stcp_tx_desc *d,
 		       d->req_end);
 		EXPECT(t,
 		       v.flags == (off + len == d->total ?
-					   PKT_TH_ACK | PKT_TH_PSH | PKT_TH_FIN :
+					   PKT_TH_ACK | PKT_TH_PSH |
+						   (d->flags & STCP_TX_F_CLOSE ?
+							    PKT_TH_FIN :
+							    0) :
 					   PKT_TH_ACK),
 		       "segment %u: flags 0x%02x", seg, v.flags);
 		pkt_parse_tcpopts(v.opt, v.opt_len, &o);
 		EXPECT(t,
-		       o.has_ts && (o.tsval & ~(1u << STCP_DTS_RTX_BIT)) ==
-					   stcp_data_tsval(v.seq, off >> 24,
-							   LINUX_OPTS, 0, slot),
+		       o.has_ts &&
+			       o.tsval == (d->ts_low == STCP_DTS_KA ?
+						   (stcp_ts_pos(v.seq)
+						    << STCP_TS_POS_SHIFT) |
+							   STCP_DTS_KA :
+						   stcp_data_tsval(v.seq,
+								   off >> 24,
+								   LINUX_OPTS,
+								   slot)),
 		       "segment %u: TSval 0x%08x", seg, o.tsval);
 	}
 	EXPECT(t, k == d->nseg, "%u segments built, want %u", k, d->nseg);
@@ -584,7 +588,8 @@ static const struct stcp_tx_desc *desc_of(struct tcase *t,
 static void case_multi(int family)
 {
 	static uint8_t want[2 * STCP_PAGE_SIZE + BIG_LEN];
-	const char *req = "GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n";
+	const char *req =
+		"GET /big.bin HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
 	uint32_t slot = object_slot("/big.bin"), reqlen = strlen(req), tsval0;
 	uint32_t zero = 0, hdr_len, sz = family == 4 ? 1448 : 1428, nsegs;
 	const struct stcp_tx_desc *d;
@@ -646,7 +651,7 @@ static void case_multi(int family)
 	       d->nseg, d->nranges, d->first[0], d->count[0], d->ncopies,
 	       d->nsegs, d->flags);
 	check_copies(&t, d, want, slot, c.cisn + 1);
-	tsval0 = stcp_data_tsval(c.isn + 1, 0, LINUX_OPTS, 0, slot);
+	tsval0 = stcp_data_tsval(c.isn + 1, 0, LINUX_OPTS, slot);
 
 	/* ACK of segments 0-1, echoing segment 0: releases [10, 14),
 	 * f(0) = 10 and f(2) = 14. */
@@ -667,8 +672,7 @@ static void case_multi(int family)
 
 	/* Segment 3 lost, 4 arrived: SACK [4, 5) resends 3 and only 3. */
 	s = dconn_seg(&c, reqlen, 3 * sz, PKT_TH_ACK,
-		      stcp_data_tsval(c.isn + 1 + 2 * sz, 0, LINUX_OPTS, 0,
-				      slot),
+		      stcp_data_tsval(c.isn + 1 + 2 * sz, 0, LINUX_OPTS, slot),
 		      NULL);
 	s.window = 4000;
 	{
@@ -682,9 +686,9 @@ static void case_multi(int family)
 	d = desc_of(&t, &r);
 	if (!d)
 		goto out;
-	EXPECT(&t, d->first[0] == 3 && d->count[0] == 1 && (d->rtx & 1),
-	       "SACK: first range [%u,+%u) rtx 0x%x, want segment 3 resent",
-	       d->first[0], d->count[0], d->rtx);
+	EXPECT(&t, d->first[0] == 3 && d->count[0] == 1,
+	       "SACK: first range [%u,+%u), want segment 3 resent",
+	       d->first[0], d->count[0]);
 	check_copies(&t, d, want, slot, s.seq);
 
 	/* The echo of a duplicate of segment 12, which the ACK of segments
@@ -708,8 +712,7 @@ static void case_multi(int family)
 	 * range is empty): dropped all the same, since it only repeats an
 	 * earlier ACK. */
 	s = dconn_seg(&c, reqlen, 2 * sz, PKT_TH_ACK,
-		      stcp_data_tsval(c.isn + 1 + 2 * sz, 0, LINUX_OPTS, 0,
-				      slot),
+		      stcp_data_tsval(c.isn + 1 + 2 * sz, 0, LINUX_OPTS, slot),
 		      NULL);
 	s.window = 4000;
 	{
@@ -725,13 +728,12 @@ static void case_multi(int family)
 	expect_counters(&t, &r, STCP_C_DATA_DSACK, -1);
 
 	/* Segment 5 lost, nothing after it arrived: the client's timer
-	 * resends the 16 request bytes still unacknowledged. The answer
+	 * resends the request bytes still unacknowledged (its final CRLF). The answer
 	 * goes back to segment 5 and still leaves them unacknowledged. */
-	s = dconn_seg(&c, reqlen - STCP_ACK_LAG_MAX, 5 * sz,
+	s = dconn_seg(&c, reqlen - STCP_ACK_LAG, 5 * sz,
 		      PKT_TH_ACK | PKT_TH_PSH,
-		      stcp_data_tsval(c.isn + 1 + 4 * sz, 0, LINUX_OPTS, 0,
-				      slot),
-		      &req[reqlen - STCP_ACK_LAG_MAX]);
+		      stcp_data_tsval(c.isn + 1 + 4 * sz, 0, LINUX_OPTS, slot),
+		      &req[reqlen - STCP_ACK_LAG]);
 	s.window = 4000;
 	if (run(&t, &s, &r))
 		goto out;
@@ -742,14 +744,14 @@ static void case_multi(int family)
 	EXPECT(&t, d->first[0] == 5 && stcp_seg_ack(d) == s.seq,
 	       "probe: first range [%u,+%u), ack 0x%08x, want 5 and 0x%08x",
 	       d->first[0], d->count[0], stcp_seg_ack(d), s.seq);
-	check_copies(&t, d, want, slot, s.seq + STCP_ACK_LAG_MAX);
+	check_copies(&t, d, want, slot, s.seq + STCP_ACK_LAG);
 
 	/* Everything arrived; the client's timer resends the last request
 	 * byte: a pure ACK of it. */
 	s = dconn_seg(&c, reqlen - 1, hdr_len + BIG_LEN + 1,
 		      PKT_TH_ACK | PKT_TH_PSH,
 		      stcp_data_tsval(c.isn + 1 + (nsegs - 1) * sz, 0,
-				      LINUX_OPTS, 0, slot),
+				      LINUX_OPTS, slot),
 		      "\n");
 	if (run(&t, &s, &r))
 		goto out;
@@ -766,6 +768,332 @@ static void case_multi(int family)
 		       "last request byte: %s, want a pure ACK of it",
 		       verdict_name(r.verdict));
 	}
+out:
+	bpf_map_delete_elem(bpf_map__fd(unit_main.skel->maps.stcp_tx_dm64),
+			    &zero);
+	sched_setaffinity(0, sizeof(old), &old);
+	tc_report(&t);
+}
+
+/* Runs s and parses the one segment it answers with. */
+static int run_reply(struct tcase *t, const struct pkt_spec *s,
+		     struct unit_run *r, struct pkt_view *v,
+		     struct pkt_tcpopts *o, const char *what)
+{
+	char why[128];
+
+	if (run(t, s, r))
+		return -1;
+	if (r->verdict != XDP_TX ||
+	    pkt_parse(r->out, r->out_len, v, why, sizeof(why))) {
+		tc_fail(t, "%s: verdict %s, no reply", what,
+			verdict_name(r->verdict));
+		return -1;
+	}
+	pkt_parse_tcpopts(v->opt, v->opt_len, o);
+	return 0;
+}
+
+/* The stcp_conns entry whose response starts at base, if any. */
+static bool conn_entry(uint32_t base, struct stcp_conn *out)
+{
+	int fd = bpf_map__fd(unit_main.skel->maps.stcp_conns);
+	struct stcp_flow k, next;
+	void *prev = NULL;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		k = next;
+		prev = &k;
+		if (!bpf_map_lookup_elem(fd, &k, out) && out->base == base)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Keep-alive (docs/PROTOCOL.md 7.10): the first response is the keep-alive
+ * variant without our FIN; the second request, sent from the end of it, is
+ * answered from there and entered in stcp_conns, its segments carrying the
+ * keep-alive TSval; a late ACK of the first response is dropped; a third
+ * request behind the CRLF the ACK lag leaves asks to close and gets the
+ * close variant with our FIN. A keep-alive TSecr on a flow without an
+ * entry is reset; a client's FIN after a keep-alive response gets ours.
+ */
+static void case_keepalive(int family)
+{
+	static uint8_t want_ka[2 * STCP_PAGE_SIZE], want_cl[2 * STCP_PAGE_SIZE];
+	const char *req = "GET /hello.txt HTTP/1.1\r\nHost: a\r\n\r\n";
+	const char *req_close = "\r\nGET /hello.txt HTTP/1.1\r\nHost: a\r\n"
+				"Connection: close\r\n\r\n";
+	uint32_t ka = object_slot_v("/hello.txt", STCP_V_200_KEEPALIVE);
+	uint32_t cl = object_slot("/hello.txt");
+	uint32_t reqlen = strlen(req), len, base2, base3, tsval1, tsval2;
+	size_t wka = slot_bytes(ka, false, want_ka, sizeof(want_ka));
+	size_t wcl = slot_bytes(cl, false, want_cl, sizeof(want_cl));
+	struct stcp_conn e;
+	struct tcase t = { 0 };
+	struct pkt_tcpopts o;
+	struct dconn c, c2;
+	struct pkt_spec s;
+	struct pkt_view v;
+	struct unit_run r;
+	char name[96];
+
+	snprintf(name, sizeof(name),
+		 "data: IPv%d keep-alive: three requests on one connection, "
+		 "then the close",
+		 family);
+	t.name = name;
+	if (!wka || !wcl) {
+		tc_fail(&t, "/hello.txt variants not cached");
+		goto out;
+	}
+	if (dconn_open(&t, &c, family, (uint16_t)(45000 + family), true))
+		goto out;
+
+	s = dconn_seg(&c, 0, 0, PKT_TH_ACK | PKT_TH_PSH, c.synack_tsval, req);
+	if (run_reply(&t, &s, &r, &v, &o, "first request"))
+		goto out;
+	expect_counters(&t, &r, STCP_C_REQUEST_ANSWERED, STCP_C_TX_DATA);
+	len = (uint32_t)v.payload_len;
+	tsval1 = o.tsval;
+	EXPECT(&t,
+	       v.flags == (PKT_TH_PSH | PKT_TH_ACK) && v.seq == c.isn + 1 &&
+		       v.ack == c.cisn + 1 + reqlen && len == wka &&
+		       !memcmp(v.opt + v.opt_len, want_ka, wka) &&
+		       tsval1 == stcp_data_tsval(c.isn + 1, 0, LINUX_OPTS, ka),
+	       "first response: flags 0x%02x seq 0x%08x, %u bytes, TSval "
+	       "0x%08x: want the keep-alive variant, no FIN",
+	       v.flags, v.seq, len, tsval1);
+
+	/* Its ACK: nothing is left unacknowledged, nothing to say. */
+	s = dconn_seg(&c, reqlen, len, PKT_TH_ACK, tsval1, NULL);
+	if (run(&t, &s, &r))
+		goto out;
+	EXPECT(&t, r.verdict == XDP_DROP, "ACK of the first response: %s",
+	       verdict_name(r.verdict));
+	expect_counters(&t, &r, STCP_C_RESPONSE_ACKED, -1);
+
+	s = dconn_seg(&c, reqlen, len, PKT_TH_ACK | PKT_TH_PSH, tsval1, req);
+	if (run_reply(&t, &s, &r, &v, &o, "second request"))
+		goto out;
+	expect_counters(&t, &r, STCP_C_REQUEST_NEXT, STCP_C_TX_DATA);
+	base2 = c.isn + 1 + len;
+	tsval2 = o.tsval;
+	EXPECT(&t,
+	       v.flags == (PKT_TH_PSH | PKT_TH_ACK) && v.seq == base2 &&
+		       v.ack == c.cisn + 1 + 2 * reqlen &&
+		       v.payload_len == wka &&
+		       !memcmp(v.opt + v.opt_len, want_ka, wka) &&
+		       tsval2 == ((stcp_ts_pos(base2) << STCP_TS_POS_SHIFT) |
+				  STCP_DTS_KA) &&
+		       (int32_t)(tsval2 - tsval1) >= 0,
+	       "second response: flags 0x%02x seq 0x%08x ack 0x%08x, %zu "
+	       "bytes, TSval 0x%08x after 0x%08x",
+	       v.flags, v.seq, v.ack, v.payload_len, tsval2, tsval1);
+	EXPECT(&t,
+	       conn_entry(base2, &e) && e.slot == ka && e.total == len &&
+		       e.req_start == c.cisn + 1 + reqlen && !e.flags &&
+		       e.opts == LINUX_OPTS,
+	       "no stcp_conns entry for the second response");
+
+	/* A late ACK of the first response, echoing the second's TSval. */
+	s = dconn_seg(&c, 2 * reqlen, len - 1, PKT_TH_ACK, tsval2, NULL);
+	if (run(&t, &s, &r))
+		goto out;
+	EXPECT(&t, r.verdict == XDP_DROP, "late ACK: %s",
+	       verdict_name(r.verdict));
+	expect_counters(&t, &r, STCP_C_DATA_ACK_IDLE, -1);
+
+	/* The third request comes after the CRLF the ACK lag would leave
+	 * (the client's timer sends both together) and asks to close. */
+	s = dconn_seg(&c, 2 * reqlen - 2, 2 * len, PKT_TH_ACK | PKT_TH_PSH,
+		      tsval2, req_close);
+	if (run_reply(&t, &s, &r, &v, &o, "third request"))
+		goto out;
+	expect_counters(&t, &r, STCP_C_REQUEST_NEXT, STCP_C_TX_DATA);
+	base3 = base2 + len;
+	EXPECT(&t,
+	       v.flags == (PKT_TH_FIN | PKT_TH_PSH | PKT_TH_ACK) &&
+		       v.seq == base3 &&
+		       v.ack == s.seq + (uint32_t)strlen(req_close) &&
+		       v.payload_len == wcl &&
+		       !memcmp(v.opt + v.opt_len, want_cl, wcl) &&
+		       (int32_t)(o.tsval - tsval2) >= 0,
+	       "third response: flags 0x%02x seq 0x%08x, %zu bytes: want "
+	       "the close variant with our FIN",
+	       v.flags, v.seq, v.payload_len);
+	EXPECT(&t, conn_entry(base3, &e) && e.flags == STCP_CONN_F_CLOSE,
+	       "the third response's entry does not say close");
+
+	/* The client's FIN after ours: its ACK. */
+	s = dconn_seg(&c, 2 * reqlen - 2 + (uint32_t)strlen(req_close),
+		      2 * len + (uint32_t)wcl + 1,
+		      PKT_TH_ACK | PKT_TH_FIN, o.tsval, NULL);
+	if (run_reply(&t, &s, &r, &v, &o, "FIN after the close"))
+		goto out;
+	expect_counters(&t, &r, STCP_C_FIN_ANSWERED, STCP_C_TX_ACK);
+	EXPECT(&t,
+	       v.flags == PKT_TH_ACK && v.seq == base3 + wcl + 1 &&
+		       v.ack == s.seq + 1,
+	       "ACK of FIN: flags 0x%02x seq 0x%08x", v.flags, v.seq);
+
+	/* Another connection: a keep-alive TSecr it has no entry for. */
+	if (dconn_open(&t, &c2, family, (uint16_t)(45100 + family), true))
+		goto out;
+	s = dconn_seg(&c2, reqlen, 100, PKT_TH_ACK, tsval2, NULL);
+	if (run(&t, &s, &r))
+		goto out;
+	EXPECT(&t, r.verdict == XDP_TX, "no entry: %s",
+	       verdict_name(r.verdict));
+	expect_counters(&t, &r, STCP_C_CONN_MISSING, STCP_C_TX_RST);
+
+	/* Its first response, then its FIN: our FIN with the ACK. */
+	s = dconn_seg(&c2, 0, 0, PKT_TH_ACK | PKT_TH_PSH, c2.synack_tsval,
+		      req);
+	if (run_reply(&t, &s, &r, &v, &o, "first request (2)"))
+		goto out;
+	s = dconn_seg(&c2, reqlen, len, PKT_TH_ACK | PKT_TH_FIN, o.tsval,
+		      NULL);
+	if (run_reply(&t, &s, &r, &v, &o, "FIN after keep-alive"))
+		goto out;
+	expect_counters(&t, &r, STCP_C_FIN_ANSWERED, STCP_C_TX_ACK);
+	EXPECT(&t,
+	       v.flags == (PKT_TH_FIN | PKT_TH_ACK) &&
+		       v.seq == c2.isn + 1 + len && v.ack == s.seq + 1,
+	       "FIN after keep-alive: flags 0x%02x seq 0x%08x ack 0x%08x, "
+	       "want our FIN",
+	       v.flags, v.seq, v.ack);
+out:
+	tc_report(&t);
+}
+
+/*
+ * A 20 KB keep-alive response after a first one: its descriptor starts at
+ * the end of the first response, carries the keep-alive TSval and no FIN;
+ * an ACK echoing it releases [10, 14) as for a first response; a request
+ * that comes before the response ended is a probe that also refuses the
+ * keep-alive (the entry and the copies say close); the client's final ACK
+ * then gets our FIN.
+ */
+static void case_keepalive_multi(void)
+{
+	static uint8_t want[2 * STCP_PAGE_SIZE + BIG_LEN];
+	static char hdr[STCP_PAGE_SIZE + 1];
+	const char *req1 = "GET /hello.txt HTTP/1.1\r\nHost: a\r\n\r\n";
+	const char *req2 = "GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n";
+	uint32_t slot = object_slot_v("/big.bin", STCP_V_200_KEEPALIVE);
+	uint32_t l1 = strlen(req1), l2 = strlen(req2), sz = 1448, zero = 0;
+	uint32_t len1, base, total, tsval1, ka0;
+	struct bpf_devmap_val dv = { .ifindex = 1 };
+	struct tcase t = { .name = "data: IPv4 keep-alive 20 KB second "
+				   "response: clones, ACK clock, pipelining "
+				   "refused, our FIN" };
+	const struct stcp_tx_desc *d;
+	struct stcp_resp resp;
+	struct pkt_tcpopts o;
+	cpu_set_t cpus, old;
+	struct stcp_conn e;
+	struct pkt_spec s;
+	struct pkt_view v;
+	struct unit_run r;
+	struct dconn c;
+
+	CPU_ZERO(&cpus);
+	CPU_SET(0, &cpus);
+	sched_getaffinity(0, sizeof(old), &old);
+	sched_setaffinity(0, sizeof(cpus), &cpus);
+	if (slot == ~0u ||
+	    stcp_resp_read(unit_main.m.pages, unit_main.m.resps, slot, &resp,
+			   hdr)) {
+		tc_fail(&t, "/big.bin is not cached");
+		goto out;
+	}
+	total = resp.hdr_len + BIG_LEN;
+	memcpy(want, hdr, resp.hdr_len);
+	memcpy(want + resp.hdr_len, big_body, BIG_LEN);
+	if (bpf_map_update_elem(
+		    bpf_map__fd(unit_main.skel->maps.stcp_tx_dm64), &zero, &dv,
+		    BPF_ANY)) {
+		tc_fail(&t, "cannot fill stcp_tx_dm64: %s", strerror(errno));
+		goto out;
+	}
+	if (dconn_open(&t, &c, 4, 45200, true))
+		goto out;
+	s = dconn_seg(&c, 0, 0, PKT_TH_ACK | PKT_TH_PSH, c.synack_tsval, req1);
+	if (run_reply(&t, &s, &r, &v, &o, "first request"))
+		goto out;
+	len1 = (uint32_t)v.payload_len;
+	tsval1 = o.tsval;
+	base = c.isn + 1 + len1;
+
+	s = dconn_seg(&c, l1, len1, PKT_TH_ACK | PKT_TH_PSH, tsval1, req2);
+	if (run(&t, &s, &r))
+		goto out;
+	expect_counters(&t, &r, STCP_C_REQUEST_NEXT, -1);
+	d = desc_of(&t, &r);
+	if (!d)
+		goto out;
+	EXPECT(&t,
+	       d->isn1 == base && d->ts_low == STCP_DTS_KA &&
+		       d->flags == STCP_TX_F_ACK_NONE && d->total == total &&
+		       d->nseg == STCP_IW && d->first[0] == 0,
+	       "second request: isn1 0x%08x ts_low 0x%x flags 0x%x nseg %u",
+	       d->isn1, d->ts_low, d->flags, d->nseg);
+	check_copies(&t, d, want, slot, c.cisn + 1 + l1);
+	ka0 = (stcp_ts_pos(base) << STCP_TS_POS_SHIFT) | STCP_DTS_KA;
+
+	/* ACK of segments 0-1 echoing segment 0: [10, 14) again. */
+	s = dconn_seg(&c, l1 + l2, len1 + 2 * sz, PKT_TH_ACK, ka0, NULL);
+	s.window = 4000;
+	if (run(&t, &s, &r))
+		goto out;
+	expect_counters(&t, &r, STCP_C_DATA_ACK_RELEASED, -1);
+	d = desc_of(&t, &r);
+	if (!d)
+		goto out;
+	EXPECT(&t,
+	       d->nseg == 4 && d->first[0] == 10 && d->isn1 == base &&
+		       d->ts_low == STCP_DTS_KA && !d->flags,
+	       "ACK of 2: nseg %u [%u,+%u) flags 0x%x", d->nseg, d->first[0],
+	       d->count[0], d->flags);
+	check_copies(&t, d, want, slot, s.seq);
+
+	/* The next request before this response ended. */
+	s = dconn_seg(&c, l1 + l2, len1 + 2 * sz, PKT_TH_ACK | PKT_TH_PSH, ka0,
+		      req1);
+	s.window = 4000;
+	if (run(&t, &s, &r))
+		goto out;
+	EXPECT(&t,
+	       r.delta[STCP_C_PIPELINE_REFUSED] == 1 &&
+		       r.delta[STCP_C_DATA_PROBE] == 1,
+	       "pipelined request: pipeline_refused %llu, data_probe %llu",
+	       (unsigned long long)r.delta[STCP_C_PIPELINE_REFUSED],
+	       (unsigned long long)r.delta[STCP_C_DATA_PROBE]);
+	d = desc_of(&t, &r);
+	if (!d)
+		goto out;
+	EXPECT(&t, d->flags == STCP_TX_F_CLOSE && d->first[0] == 2,
+	       "pipelined request: flags 0x%x, first %u: want a close from 2",
+	       d->flags, d->first[0]);
+	EXPECT(&t, conn_entry(base, &e) && e.flags == STCP_CONN_F_CLOSE,
+	       "the entry does not say close");
+
+	/* All of it, without our FIN (the last segment went out before):
+	 * our FIN now. */
+	s = dconn_seg(&c, l1 + l2 + l1, len1 + total, PKT_TH_ACK,
+		      (stcp_ts_pos(base + total - 1) << STCP_TS_POS_SHIFT) |
+			      STCP_DTS_KA,
+		      NULL);
+	if (run_reply(&t, &s, &r, &v, &o, "final ACK"))
+		goto out;
+	expect_counters(&t, &r, STCP_C_RESPONSE_ACKED, STCP_C_TX_ACK);
+	EXPECT(&t,
+	       v.flags == (PKT_TH_FIN | PKT_TH_ACK) && v.seq == base + total &&
+		       v.ack == s.seq,
+	       "final ACK: flags 0x%02x seq 0x%08x, want our FIN", v.flags,
+	       v.seq);
 out:
 	bpf_map_delete_elem(bpf_map__fd(unit_main.skel->maps.stcp_tx_dm64),
 			    &zero);
@@ -826,6 +1154,9 @@ void data_run_all(void)
 	case_no_ts();
 	case_multi(4);
 	case_multi(6);
+	case_keepalive(4);
+	case_keepalive(6);
+	case_keepalive_multi();
 out:
 	if (loaded) {
 		stcp_cache_clear(&cache);

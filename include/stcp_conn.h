@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Keep-alive: the one thing the packets of a later response cannot carry
+ * (docs/PROTOCOL.md 6 and 7.10). A connection's first response starts at
+ * our ISN + 1, which the flow hash in the ACK number recovers; a later
+ * response starts wherever the earlier ones ended, a sum no packet tells.
+ * So when a connection's second (third, ...) request is answered, the fast
+ * path writes where that response starts into stcp_conns, and the data
+ * TSval of its segments says "look it up" (STCP_DTS_KA).
+ *
+ * stcp_conns: BPF_MAP_TYPE_LRU_HASH of the loaded program, struct
+ * stcp_flow -> struct stcp_conn. Only connections that have made a second
+ * request have an entry; a connection-per-request client never does. The
+ * map is bounded: when a connection's entry has been evicted, its next
+ * packet is reset (conn_missing), which a client sees like a server that
+ * closed an idle connection.
+ */
+#ifndef STCP_CONN_H
+#define STCP_CONN_H
+
+#include "stcp_types.h"
+
+#define STCP_CONNS_MAX 65536
+
+/* The response ends with our FIN (a Connection: close variant). */
+#define STCP_CONN_F_CLOSE 0x1u
+
+struct stcp_conn {
+	__u32 base;	 /* our sequence number of the response's byte 0 */
+	__u32 req_start; /* the client's sequence number of its first byte */
+	__u32 slot;	 /* stcp_resps slot of the response */
+	__u32 total;	 /* response bytes (a HEAD's: its header) */
+	__u32 opts;	 /* the option byte: MSS class, window scale, SACK */
+	__u32 flags;	 /* STCP_CONN_F_* */
+};
+
+#endif /* STCP_CONN_H */
