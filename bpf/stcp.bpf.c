@@ -131,7 +131,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, STCP_REASM_FLOWS);
 	__type(key, struct stcp_flow);
-	__type(value, __u32);
+	__type(value, struct stcp_reasm_val);
 } stcp_reasm SEC(".maps");
 
 /* Where the later responses of keep-alive connections start
@@ -1227,9 +1227,9 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 	if (sc->req.status == STCP_HTTP_INCOMPLETE) {
 		/* The rest is in later segments: stcpd joins them. Their
 		 * sequence numbers fail the cookie; this entry vouches. */
-		__u32 ack = s->ack;
+		struct stcp_reasm_val rv = { .ack = s->ack, .seq = s->seq };
 
-		if (bpf_map_update_elem(&stcp_reasm, &s->flow, &ack, BPF_ANY))
+		if (bpf_map_update_elem(&stcp_reasm, &s->flow, &rv, BPF_ANY))
 			return finish(STCP_C_REQUEST_PART_LOST, XDP_DROP);
 		return report_frame(ctx, STCP_EV_REQ_FIRST, 0, 0, 0);
 	}
@@ -2014,9 +2014,13 @@ static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 	}
 
 	if (res == COOKIE_BAD && s->payload_len) {
-		__u32 *ack = bpf_map_lookup_elem(&stcp_reasm, &s->flow);
+		struct stcp_reasm_val *rv =
+			bpf_map_lookup_elem(&stcp_reasm, &s->flow);
 
-		if (ack && *ack == s->ack)
+		/* Not its first segment: stcpd runs that again with the
+		 * joined request, and on a keep-alive connection it fails
+		 * the cookie too. */
+		if (rv && rv->ack == s->ack && rv->seq != s->seq)
 			return report_frame(ctx, STCP_EV_REQ_CONT, 0, 0, 0);
 	}
 	if (res == COOKIE_BAD) {

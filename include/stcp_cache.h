@@ -173,10 +173,16 @@ struct stcp_range_key {
 	__u64 first;
 	__u64 last;
 };
-/* stcp_reasm: BPF_MAP_TYPE_LRU_HASH, struct stcp_flow -> __u32, the ACK
- * number (our ISN + 1) of a connection whose request spans segments;
- * written by the fast path at its first segment. */
+/* stcp_reasm: BPF_MAP_TYPE_LRU_HASH, struct stcp_flow -> struct
+ * stcp_reasm_val, written by the fast path at the first segment of a
+ * request that spans segments. */
 #define STCP_REASM_FLOWS 4096
+struct stcp_reasm_val {
+	__u32 ack; /* our sequence number the request's segments carry */
+	/* The first segment's sequence number: that segment (resent, or run
+	 * again by stcpd with the joined request) is not a later part. */
+	__u32 seq;
+};
 /* The most request bytes stcpd joins; a header section longer than this
  * gets 431. */
 #define STCP_REASM_MAX (16 * 1024)

@@ -5,7 +5,8 @@
 # IPv6 and with Python http.client: 10 KB and 15 KB of headers get the
 # object byte-identical (14 KB and 1 MB); an If-None-Match with the ETag
 # after 10 KB of other headers gets 304; 20 KB of headers (over the 16 KB
-# stcpd joins) gets 431; a one-segment request is not affected.
+# stcpd joins) gets 431; a one-segment request is not affected. The later
+# requests of a keep-alive connection can span segments too.
 . "$(dirname "$0")/lib.sh"
 
 ROOT=$(mktemp -d /tmp/stcp-hdrs-root.XXXXXX)
@@ -32,6 +33,19 @@ for host in "$SRV4" "[$SRV6]"; do
 	done
 done
 log "curl, 10 KB and 15 KB of headers, IPv4 and IPv6, 14 KB and 1 MB: 200, bodies identical"
+
+# Keep-alive (docs/PROTOCOL.md 7.10): the later requests of a connection
+# span segments too.
+for host in "$SRV4" "[$SRV6]"; do
+	conns=$(in_c curl -sS -m 20 -w '%{http_code}:%{num_connects} ' \
+		-H "X-Big: $(big 10240)" \
+		-o "$BODIES/k1" "http://$host/a.bin" -o "$BODIES/k2" "http://$host/b.bin" \
+		-o "$BODIES/k3" "http://$host/a.bin") || fail "keep-alive curl with 10 KB of headers, $host"
+	[ "$conns" = "200:1 200:0 200:0 " ] || fail "keep-alive with 10 KB of headers, $host: $conns"
+	cmp -s "$BODIES/k1" "$ROOT/a.bin" && cmp -s "$BODIES/k2" "$ROOT/b.bin" &&
+		cmp -s "$BODIES/k3" "$ROOT/a.bin" || fail "keep-alive with 10 KB of headers, $host: a body differs"
+done
+log "curl keep-alive, three requests with 10 KB of headers on one connection, IPv4 and IPv6: identical"
 
 py_client "$SRV4" "$ROOT" <<'PY' || fail "Python http.client with large headers"
 import http.client, sys
