@@ -210,6 +210,8 @@ struct data_ack {
 	__u32 close;	 /* the response ends with our FIN */
 	__u32 ka;	 /* a later response: stcp_conns has it */
 	__u32 req_start; /* ka: the client's first request byte */
+	__u32 nots;	 /* no timestamps: high stands in for t */
+	__u32 high;	 /* nots: segments [0, high) have been sent */
 	struct stcp_resp resp; /* the slot the TSecr names */
 };
 
@@ -226,6 +228,7 @@ struct req_scratch {
 	struct stcp_tx_desc tx_in;	 /* read by stcp_devmap_tx */
 	struct tcp_opts o;		 /* handle_ack's */
 	struct seg seg;			 /* stcp_xdp's */
+	struct stcp_conn conn;		 /* an stcp_conns entry to write */
 };
 
 struct {
@@ -902,8 +905,10 @@ static __noinline int check_cookie(const struct seg *s, __u32 isn, __u32 cisn,
 	return COOKIE_BAD;
 }
 
-/* The payload one segment may carry to this client, timestamps on. */
-static __always_inline __u32 seg_payload_max(const struct seg *s, __u32 opts)
+/* The payload one segment may carry to this client: the MSS, less the
+ * timestamp option when ts. */
+static __always_inline __u32 seg_payload_max(const struct seg *s, __u32 opts,
+					     __u32 ts)
 {
 	__u32 cls = opts & STCP_OPT_MSS_MASK, mss, ours;
 
@@ -913,7 +918,7 @@ static __always_inline __u32 seg_payload_max(const struct seg *s, __u32 opts)
 			 STCP_MSS_CLASS_0;
 	ours = s->flow.family == STCP_AF_INET ? STCP_DEFAULT_MSS_V4 :
 						STCP_DEFAULT_MSS_V6;
-	return (mss < ours ? mss : ours) - 12;
+	return (mss < ours ? mss : ours) - (ts ? 12 : 0);
 }
 
 /* The fixed error response for a parser status. */
@@ -1190,7 +1195,7 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 				     const struct tcp_opts *o, __u32 opts,
 				     __u32 next)
 {
-	__u32 n, slot, sz, ts_low, lead = 0, close;
+	__u32 n, slot, sz, ts_low, lead = 0, close, nsegs;
 	struct stcp_http_scratch *sc;
 	struct req_scratch *rs;
 	struct stcp_tx_desc *d;
@@ -1199,9 +1204,6 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 	struct reply *r;
 	int err;
 
-	/* Without a TSecr there is nowhere to carry the response slot. */
-	if (!o->has_ts)
-		return send_rst(ctx, s, STCP_C_DATA_REFUSED);
 	rs = scratch();
 	if (!rs)
 		return send_rst(ctx, s, STCP_C_DATA_REFUSED);
@@ -1264,7 +1266,7 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 	note_slot_use(slot);
 	close = !(resp->flags & STCP_RESP_KEEPALIVE);
 
-	sz = seg_payload_max(s, opts);
+	sz = seg_payload_max(s, opts, o->has_ts);
 	total = resp->hdr_len;
 	if (sc->req.method != STCP_HTTP_HEAD)
 		total += resp->body_len;
@@ -1275,17 +1277,28 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 		/* Loss recovery without SACK needs the overflow state. */
 		return send_rst(ctx, s, STCP_C_DATA_REFUSED);
 	ts_low = stcp_data_tsval(0, 0, opts, slot);
-	if (next) {
-		struct stcp_conn c = {
-			.base = s->ack,
-			.req_start = s->seq + lead,
-			.slot = slot,
-			.total = (__u32)total,
-			.opts = opts,
-			.flags = close ? STCP_CONN_F_CLOSE : 0,
-		};
+	/* The segments the request releases: the initial window, or fewer if
+	 * the client's window is smaller; one segment probes a shut one. */
+	nsegs = ((__u32)total + sz - 1) / sz;
+	n = max_u32(min_u32(min_u32(nsegs, STCP_IW),
+			    segs_below_edge(0, client_window(s, opts),
+					    (__u32)total, sz, nsegs)),
+		    1);
+	/* A later response starts where no packet says (7.10); without
+	 * timestamps, nothing carries the slot back at all (7.11). */
+	if (next || !o->has_ts) {
+		struct stcp_conn *c = &rs->conn;
 
-		if (bpf_map_update_elem(&stcp_conns, &s->flow, &c, BPF_ANY))
+		c->base = s->ack;
+		c->req_start = s->seq + lead;
+		c->slot = slot;
+		c->total = (__u32)total;
+		c->opts = opts;
+		c->flags = (close ? STCP_CONN_F_CLOSE : 0) |
+			   (o->has_ts ? 0 : STCP_CONN_F_NOTS);
+		c->high = n;
+		c->pad = 0;
+		if (bpf_map_update_elem(&stcp_conns, &s->flow, c, BPF_ANY))
 			return send_rst(ctx, s, STCP_C_CONN_MISSING);
 		ts_low = STCP_DTS_KA;
 	}
@@ -1302,9 +1315,10 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 		r->flags = TCP_FLAG_ACK | TCP_FLAG_PSH |
 			   (close ? TCP_FLAG_FIN : 0);
 		r->window = SYNACK_WINDOW;
-		set_ts_option(r, ts_low | (stcp_ts_pos(s->ack)
-					   << STCP_TS_POS_SHIFT),
-			      o->tsval);
+		if (o->has_ts)
+			set_ts_option(r, ts_low | (stcp_ts_pos(s->ack)
+						   << STCP_TS_POS_SHIFT),
+				      o->tsval);
 		err = emit_reply(ctx, s, r);
 		if (!err) {
 			count(STCP_C_TX_DATA);
@@ -1324,16 +1338,13 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 	tx_desc_resp(d, resp, (__u32)total, sz);
 	if (close)
 		d->flags |= STCP_TX_F_CLOSE;
+	if (!o->has_ts)
+		d->flags |= STCP_TX_F_NO_TS;
 	d->tsecr = o->tsval;
 	if (d->nsegs > 1) {
 		d->flags |= STCP_TX_F_ACK_NONE;
 		d->req_end = s->seq;
 	}
-	n = min_u32(min_u32(d->nsegs, STCP_IW),
-		    segs_below_edge(0, client_window(s, opts), d->total, sz,
-				    d->nsegs));
-	if (!n)
-		n = 1; /* a window below one segment: probe it with one */
 	tx_add_range(d, 0, n);
 	return tx_send(ctx, d, next ? STCP_C_REQUEST_NEXT :
 				      STCP_C_REQUEST_ANSWERED);
@@ -1470,6 +1481,10 @@ static __always_inline __u32 plan_clock(struct stcp_tx_desc *d,
 		 * or window update. Go back to its ACK point. */
 		lo = k->j;
 		hi = k->rseg;
+	} else if (k->nots) {
+		/* No TSecr to tell what was out: stcp_conns says (7.11). */
+		lo = max_u32(k->j, k->high);
+		hi = min_u32(stcp_release_end(k->j, k->nsegs), k->rseg);
 	} else {
 		/* A Linux receiver grows its window by up to two segments
 		 * per segment received (tcp_grow_window), so the edge then
@@ -1522,13 +1537,14 @@ static __always_inline int ack_in_response(__u64 a, __u64 total, __u32 sz)
 #define DECODE_OLD -3	       /* an ACK from before the latest request */
 
 /*
- * A later response of a keep-alive connection (7.10): stcp_conns has where
- * it starts, its slot, length and the option byte; the ACK number must
- * still fall on one of its boundaries. Sets k->a, total, resp and back.
+ * A later response of a keep-alive connection (7.10), or any response to a
+ * client without timestamps (7.11): stcp_conns has where it starts, its
+ * slot, length and the option byte; the ACK number must still fall on one
+ * of its boundaries. Sets k->a, total, resp and, with timestamps, back.
  */
-static __always_inline int decode_ka_ack(const struct seg *s,
-					 const struct tcp_opts *o,
-					 struct data_ack *k, __u32 *back)
+static __always_inline int decode_conn_ack(const struct seg *s,
+					   const struct tcp_opts *o,
+					   struct data_ack *k, __u32 *back)
 {
 	struct stcp_conn *c = bpf_map_lookup_elem(&stcp_conns, &s->flow);
 	struct stcp_resp *resp;
@@ -1536,6 +1552,9 @@ static __always_inline int decode_ka_ack(const struct seg *s,
 
 	if (!c)
 		return DECODE_CONN_MISSING;
+	/* Timestamps are on for the whole connection or off (RFC 7323). */
+	if (!o->has_ts != !!(c->flags & STCP_CONN_F_NOTS))
+		return DECODE_NOT_OURS;
 	/* A late ACK of an earlier response on the connection. */
 	if ((__s32)(s->ack - c->base) < 0)
 		return DECODE_OLD;
@@ -1544,7 +1563,7 @@ static __always_inline int decode_ka_ack(const struct seg *s,
 	if (!resp || !(resp->flags & (STCP_RESP_VALID | STCP_RESP_EVICTED)))
 		return DECODE_NOT_OURS;
 	k->opts = c->opts & STCP_OPT_MASK;
-	k->sz = seg_payload_max(s, k->opts);
+	k->sz = seg_payload_max(s, k->opts, o->has_ts);
 	k->a = s->ack - c->base;
 	k->total = c->total;
 	if (k->total > MAX_RESPONSE || !ack_in_response(k->a, k->total, k->sz))
@@ -1555,6 +1574,8 @@ static __always_inline int decode_ka_ack(const struct seg *s,
 	k->close = !!(c->flags & STCP_CONN_F_CLOSE);
 	k->ka = 1;
 	k->req_start = c->req_start;
+	k->nots = !o->has_ts;
+	k->high = c->high;
 	dist = (stcp_ts_pos(s->ack) - (o->tsecr >> STCP_TS_POS_SHIFT)) &
 	       STCP_TS_POS_MASK;
 	*back = (s->ack & 1023) + (dist << 10);
@@ -1582,7 +1603,7 @@ static __always_inline int decode_first_ack(const struct seg *s,
 	if (!resp || !(resp->flags & (STCP_RESP_VALID | STCP_RESP_EVICTED)))
 		return DECODE_NOT_OURS;
 	k->opts = stcp_dts_opts(tsecr);
-	k->sz = seg_payload_max(s, k->opts);
+	k->sz = seg_payload_max(s, k->opts, 1);
 	cur = current_key_slot();
 	for (__u32 i = 0; i < STCP_NUM_KEYS; i++) {
 		__s64 f = flow_f_under(cur ^ i, &s->flow);
@@ -1637,8 +1658,14 @@ static __noinline int decode_data_ack(const struct seg *s,
 	__s64 lo_off;
 	int err;
 
-	if (stcp_dts_is_ka(o->tsecr))
-		err = decode_ka_ack(s, o, k, &back);
+	if (!o->has_ts) {
+		err = decode_conn_ack(s, o, k, &back);
+		/* Without timestamps nothing says an entry should be
+		 * there: a segment of no connection of ours. */
+		if (err == DECODE_CONN_MISSING)
+			err = DECODE_NOT_OURS;
+	} else if (stcp_dts_is_ka(o->tsecr))
+		err = decode_conn_ack(s, o, k, &back);
 	else
 		err = decode_first_ack(s, o, k, &back);
 	if (err)
@@ -1646,10 +1673,12 @@ static __noinline int decode_data_ack(const struct seg *s,
 	k->nsegs = (k->total + k->sz - 1) / k->sz;
 	k->j = k->a >= k->total ? k->nsegs : (__u32)k->a / k->sz;
 	/* t: the segment starting in the echoed TSval's 1 KB block; if none
-	 * does (a peer we do not understand), assume the ACK is fresh. */
+	 * does (a peer we do not understand, or no timestamps), assume the
+	 * ACK is fresh. */
 	k->t = k->j;
 	lo_off = (__s64)k->a - back;
-	if (lo_off <= 0) {
+	if (k->nots) {
+	} else if (lo_off <= 0) {
 		if (lo_off > -1024)
 			k->t = 0;
 	} else {
@@ -1825,6 +1854,23 @@ static __always_inline int data_after_response(struct xdp_md *ctx,
 	return DATA_ANSWER_FIN;
 }
 
+/* Without timestamps, what has been sent is remembered (7.11): the end of
+ * the highest range of this descriptor, if above what the entry says. */
+static __always_inline void note_high(const struct seg *s,
+				      const struct stcp_tx_desc *d)
+{
+	struct stcp_conn *c = bpf_map_lookup_elem(&stcp_conns, &s->flow);
+	__u32 top = 0;
+
+	if (!c)
+		return;
+	for (__u32 i = 0; i < STCP_TX_RANGES; i++)
+		if (i < d->nranges)
+			top = max_u32(top, d->first[i] + d->count[i]);
+	if (top > c->high)
+		c->high = top;
+}
+
 /*
  * A segment of a connection whose response has started: an ACK that
  * releases more of it, a SACK that asks for holes, the rest of the request
@@ -1840,7 +1886,7 @@ static __noinline int handle_data_ack(struct xdp_md *ctx, struct seg *s,
 	__u32 n, disp, probe;
 	int nb, err;
 
-	if (!rs || !o->has_ts)
+	if (!rs)
 		return -1;
 	k = &rs->dk;
 	__builtin_memset(k, 0, sizeof(*k));
@@ -1879,6 +1925,8 @@ static __noinline int handle_data_ack(struct xdp_md *ctx, struct seg *s,
 	tx_desc_resp(d, &k->resp, k->total, k->sz);
 	if (k->close)
 		d->flags |= STCP_TX_F_CLOSE;
+	if (k->nots)
+		d->flags |= STCP_TX_F_NO_TS;
 	d->tsecr = o->tsval;
 
 	/* A probe carries the client's SACK state as it stands, a D-SACK
@@ -1895,6 +1943,8 @@ static __noinline int handle_data_ack(struct xdp_md *ctx, struct seg *s,
 	}
 	if (!n)
 		return finish(STCP_C_DATA_ACK_IDLE, XDP_DROP);
+	if (k->nots)
+		note_high(s, d);
 	return tx_send(ctx, d, disp);
 }
 
@@ -1930,7 +1980,8 @@ static __noinline int answer_fin_after_response(struct xdp_md *ctx,
 	r.ack = s->seq + s->payload_len + !!(s->flags & TCP_FLAG_FIN);
 	r.flags = TCP_FLAG_ACK | (fin ? TCP_FLAG_FIN : 0);
 	r.window = SYNACK_WINDOW;
-	set_ts_option(&r, stcp_tsval_at(o->tsecr, s->ack), o->tsval);
+	if (o->has_ts)
+		set_ts_option(&r, stcp_tsval_at(o->tsecr, s->ack), o->tsval);
 	return reply_or_count_failure(ctx, s, &r,
 				      s->flags & TCP_FLAG_FIN ?
 					      STCP_C_FIN_ANSWERED :
@@ -2400,7 +2451,7 @@ int stcp_devmap_tx(struct xdp_md *ctx)
 	hoff = sizeof(struct ethhdr) +
 	       (d->family == STCP_AF_INET ? sizeof(struct iphdr) :
 					    sizeof(struct ipv6hdr)) +
-	       sizeof(struct tcphdr) + 12;
+	       sizeof(struct tcphdr) + (d->flags & STCP_TX_F_NO_TS ? 0 : 12);
 	if (bpf_xdp_adjust_tail(ctx, (int)(hoff + len) - (int)sizeof(*d)))
 		return XDP_DROP;
 	if (copy_payload(ctx, hoff, d, off, len))
@@ -2428,11 +2479,12 @@ int stcp_devmap_tx(struct xdp_md *ctx)
 		r->flags |= TCP_FLAG_PSH |
 			    (d->flags & STCP_TX_F_CLOSE ? TCP_FLAG_FIN : 0);
 	r->window = d->window;
-	set_ts_option(r,
-		      d->ts_low | stcp_ts_pos(seq) << STCP_TS_POS_SHIFT |
-			      ((off >> 24) & STCP_DTS_HI_MASK)
-				      << STCP_DTS_HI_SHIFT,
-		      d->tsecr);
+	if (!(d->flags & STCP_TX_F_NO_TS))
+		set_ts_option(r,
+			      d->ts_low | stcp_ts_pos(seq) << STCP_TS_POS_SHIFT |
+				      ((off >> 24) & STCP_DTS_HI_MASK)
+					      << STCP_DTS_HI_SHIFT,
+			      d->tsecr);
 	r->in_frame = 1;
 	r->hdr_len = len;
 	r->psum = (__u32)psum;

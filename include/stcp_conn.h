@@ -10,7 +10,9 @@
  *
  * stcp_conns: BPF_MAP_TYPE_LRU_HASH of the loaded program, struct
  * stcp_flow -> struct stcp_conn. Only connections that have made a second
- * request have an entry; a connection-per-request client never does. The
+ * request have an entry; a connection-per-request client never does,
+ * unless it sent no timestamps (docs/PROTOCOL.md 7.11): then nothing
+ * carries the response slot back, and every response has an entry. The
  * map is bounded: when a connection's entry has been evicted, its next
  * packet is reset (conn_missing), which a client sees like a server that
  * closed an idle connection.
@@ -24,6 +26,9 @@
 
 /* The response ends with our FIN (a Connection: close variant). */
 #define STCP_CONN_F_CLOSE 0x1u
+/* The client sent no timestamps: every response of the connection, the
+ * first too, has an entry, and high stands in for what a TSecr tells. */
+#define STCP_CONN_F_NOTS 0x2u
 
 struct stcp_conn {
 	__u32 base;	 /* our sequence number of the response's byte 0 */
@@ -32,6 +37,8 @@ struct stcp_conn {
 	__u32 total;	 /* response bytes (a HEAD's: its header) */
 	__u32 opts;	 /* the option byte: MSS class, window scale, SACK */
 	__u32 flags;	 /* STCP_CONN_F_* */
+	__u32 high;	 /* NOTS: segments [0, high) have been sent */
+	__u32 pad;
 };
 
 #endif /* STCP_CONN_H */

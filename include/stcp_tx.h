@@ -67,6 +67,9 @@
  * validates; later segments would leave it resending a tail that names no
  * response. */
 #define STCP_TX_F_ACK_NONE 0x2u
+/* The client sent no timestamps: segments carry no TCP option, and a
+ * segment holds the whole MSS (docs/PROTOCOL.md 7.11). */
+#define STCP_TX_F_NO_TS 0x4u
 
 /* The flush frame (see above): EtherType 0x88B5, IEEE 802 local
  * experimental, and the minimum Ethernet length. */

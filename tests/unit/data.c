@@ -25,10 +25,17 @@
 
 static const char body[] = "hello, stateless world\n";
 
+struct dconn;
+static int run_reply(struct tcase *t, const struct pkt_spec *s,
+		     struct unit_run *r, struct pkt_view *v,
+		     struct pkt_tcpopts *o, const char *what);
+static bool conn_entry(uint32_t base, struct stcp_conn *out);
+
 struct dconn {
 	struct pkt_spec spec; /* addresses and ports, reused per segment */
 	uint32_t cisn, isn, synack_tsval, cli_tsval;
 	bool ts;
+	bool nots_sack; /* without ts: offer SACK and WS in the SYN */
 };
 
 /* MSS 1460, SACK_PERM, TS, NOP, WS 7: option byte 0x63 in the cookie. */
@@ -73,6 +80,10 @@ static int dconn_open(struct tcase *t, struct dconn *c, int family,
 	struct unit_run r;
 	char why[128];
 
+	bool nots_sack = c->nots_sack;
+
+	memset(c, 0, sizeof(*c));
+	c->nots_sack = nots_sack;
 	dconn_spec(c, family, port);
 	c->cisn = 0x10203040u + port;
 	c->cli_tsval = 1;
@@ -84,6 +95,13 @@ static int dconn_open(struct tcase *t, struct dconn *c, int family,
 	if (ts) {
 		memcpy(s.tcpopt, linux_syn, sizeof(linux_syn));
 		s.tcpopt_len = sizeof(linux_syn);
+	} else if (c->nots_sack) {
+		/* Linux with net.ipv4.tcp_timestamps=0: MSS, SACK, WS 7. */
+		static const uint8_t nots_syn[12] = { 2, 4, 0x05, 0xb4, 1, 1,
+						      4, 2, 1, 3, 3, 7 };
+
+		memcpy(s.tcpopt, nots_syn, sizeof(nots_syn));
+		s.tcpopt_len = sizeof(nots_syn);
 	} else {
 		memcpy(s.tcpopt, linux_syn, 4); /* MSS only */
 		s.tcpopt_len = 4;
@@ -222,7 +240,7 @@ static void case_get(int family, bool head)
 {
 	char name[96], req[128];
 	struct tcase t = { 0 };
-	struct dconn c;
+	struct dconn c = { 0 };
 	uint32_t slot = object_slot("/hello.txt"), tsval;
 	struct pkt_spec s;
 	struct pkt_view v;
@@ -299,7 +317,7 @@ static void case_status(const char *req, uint32_t slot, const char *what)
 {
 	char name[128];
 	struct tcase t = { 0 };
-	struct dconn c;
+	struct dconn c = { 0 };
 	uint32_t tsval;
 
 	snprintf(name, sizeof(name), "data: %s -> the fixed %s response",
@@ -339,7 +357,7 @@ static void case_request_parts(void)
 	struct ring_buffer *rb;
 	struct pkt_spec s;
 	struct unit_run r;
-	struct dconn c;
+	struct dconn c = { 0 };
 	size_t in_len;
 
 	rb = ring_buffer__new(bpf_map__fd(unit_main.skel->maps.stcp_misses),
@@ -403,7 +421,7 @@ static void case_inm(const char *label, const char *fmt, bool want_304)
 	uint32_t s304 = object_slot_v("/hello.txt", STCP_V_304_CLOSE);
 	struct tcase t = { 0 };
 	struct stcp_resp resp;
-	struct dconn c;
+	struct dconn c = { 0 };
 	uint32_t tsval;
 
 	snprintf(name, sizeof(name), "data: If-None-Match %s -> %s", label,
@@ -429,28 +447,76 @@ out:
 	tc_report(&t);
 }
 
+/*
+ * A client without timestamps (docs/PROTOCOL.md 7.11): a one-segment
+ * response in place with no TCP option and our FIN, entered in stcp_conns;
+ * the client's ACK of it is dropped and its FIN answered, both decoded
+ * from the entry.
+ */
 static void case_no_ts(void)
 {
+	static uint8_t want[2 * STCP_PAGE_SIZE];
+	const char *req =
+		"GET /hello.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
 	struct tcase t = {
-		.name = "data: a request without timestamps is refused (RST)"
+		.name = "data: no timestamps: the response without options, "
+			"then the close, from stcp_conns"
 	};
+	uint32_t slot = object_slot("/hello.txt"), len;
+	size_t wlen = slot_bytes(slot, false, want, sizeof(want));
+	struct pkt_tcpopts o;
+	struct stcp_conn e;
 	struct pkt_spec s;
+	struct pkt_view v;
 	struct unit_run r;
-	struct dconn c;
+	struct dconn c = { 0 };
 
-	if (!dconn_open(&t, &c, 4, 42000, false)) {
-		s = dconn_seg(&c, 0, 0, PKT_TH_ACK | PKT_TH_PSH, 0,
-			      "GET /hello.txt HTTP/1.1\r\nHost: a\r\n\r\n");
-		if (!run(&t, &s, &r)) {
-			EXPECT(&t, r.verdict == XDP_TX, "verdict %s",
-			       verdict_name(r.verdict));
-			expect_counters(&t, &r, STCP_C_DATA_REFUSED,
-					STCP_C_TX_RST);
-		}
-	}
+	if (!wlen || dconn_open(&t, &c, 4, 42000, false))
+		goto out;
+	s = dconn_seg(&c, 0, 0, PKT_TH_ACK | PKT_TH_PSH, 0, req);
+	if (run_reply(&t, &s, &r, &v, &o, "request"))
+		goto out;
+	expect_counters(&t, &r, STCP_C_REQUEST_ANSWERED, STCP_C_TX_DATA);
+	len = (uint32_t)v.payload_len;
+	EXPECT(&t,
+	       v.flags == (PKT_TH_FIN | PKT_TH_PSH | PKT_TH_ACK) &&
+		       !v.opt_len && v.seq == c.isn + 1 &&
+		       v.ack == c.cisn + 1 + (uint32_t)strlen(req) &&
+		       len == wlen && !memcmp(v.opt + v.opt_len, want, wlen) &&
+		       v.tcp_csum_ok && v.ip_csum_ok,
+	       "response: flags 0x%02x, %zu option bytes, %u bytes",
+	       v.flags, v.opt_len, len);
+	EXPECT(&t,
+	       conn_entry(c.isn + 1, &e) && e.slot == slot &&
+		       e.flags == (STCP_CONN_F_CLOSE | STCP_CONN_F_NOTS) &&
+		       e.total == len && e.high == 1,
+	       "no stcp_conns entry for the response");
+
+	s = dconn_seg(&c, (uint32_t)strlen(req), len + 1, PKT_TH_ACK, 0, NULL);
+	if (run(&t, &s, &r))
+		goto out;
+	EXPECT(&t, r.verdict == XDP_DROP, "ACK of response and FIN: %s",
+	       verdict_name(r.verdict));
+	expect_counters(&t, &r, STCP_C_RESPONSE_ACKED, -1);
+
+	s = dconn_seg(&c, (uint32_t)strlen(req), len + 1,
+		      PKT_TH_ACK | PKT_TH_FIN, 0, NULL);
+	if (run_reply(&t, &s, &r, &v, &o, "FIN"))
+		goto out;
+	expect_counters(&t, &r, STCP_C_FIN_ANSWERED, STCP_C_TX_ACK);
+	EXPECT(&t,
+	       v.flags == PKT_TH_ACK && !v.opt_len &&
+		       v.seq == c.isn + 2 + len && v.ack == s.seq + 1,
+	       "ACK of FIN: flags 0x%02x seq 0x%08x", v.flags, v.seq);
+
+	/* An ACK number off the response's boundaries: not ours. */
+	s = dconn_seg(&c, (uint32_t)strlen(req), 3, PKT_TH_ACK, 0, NULL);
+	if (run(&t, &s, &r))
+		goto out;
+	expect_counters(&t, &r, STCP_C_BAD_COOKIE, STCP_C_TX_RST);
+out:
 	tc_report(&t);
 }
-
 
 /* The multi-segment object: 20,000 bytes, 14 or 15 segments with its
  * header. */
@@ -546,6 +612,11 @@ static void check_copies(struct tcase *t, const struct stcp_tx_desc *d,
 					   PKT_TH_ACK),
 		       "segment %u: flags 0x%02x", seg, v.flags);
 		pkt_parse_tcpopts(v.opt, v.opt_len, &o);
+		if (d->flags & STCP_TX_F_NO_TS) {
+			EXPECT(t, !v.opt_len, "segment %u: %zu option bytes",
+			       seg, v.opt_len);
+			continue;
+		}
 		EXPECT(t,
 		       o.has_ts &&
 			       o.tsval == (d->ts_low == STCP_DTS_KA ?
@@ -599,7 +670,7 @@ static void case_multi(int family)
 	struct tcase t = { 0 };
 	struct pkt_spec s;
 	struct unit_run r;
-	struct dconn c;
+	struct dconn c = { 0 };
 	cpu_set_t cpus, old;
 	char name[96];
 
@@ -833,7 +904,7 @@ static void case_keepalive(int family)
 	struct stcp_conn e;
 	struct tcase t = { 0 };
 	struct pkt_tcpopts o;
-	struct dconn c, c2;
+	struct dconn c = { 0 }, c2 = { 0 };
 	struct pkt_spec s;
 	struct pkt_view v;
 	struct unit_run r;
@@ -997,7 +1068,7 @@ static void case_keepalive_multi(void)
 	struct pkt_spec s;
 	struct pkt_view v;
 	struct unit_run r;
-	struct dconn c;
+	struct dconn c = { 0 };
 
 	CPU_ZERO(&cpus);
 	CPU_SET(0, &cpus);
@@ -1101,6 +1172,99 @@ out:
 	tc_report(&t);
 }
 
+/*
+ * A 20 KB response to a client without timestamps (docs/PROTOCOL.md
+ * 7.11): 14 segments of 1460 bytes with no option; the ACK of two releases
+ * [10, 14), as with timestamps, and the entry remembers 14 as sent, so
+ * the same ACK again releases nothing.
+ */
+static void case_no_ts_multi(void)
+{
+	static uint8_t want[2 * STCP_PAGE_SIZE + BIG_LEN];
+	static char hdr[STCP_PAGE_SIZE + 1];
+	const char *req =
+		"GET /big.bin HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+	uint32_t slot = object_slot("/big.bin"), reqlen = strlen(req);
+	uint32_t sz = 1460, zero = 0, nsegs;
+	struct bpf_devmap_val dv = { .ifindex = 1 };
+	struct tcase t = { .name = "data: no timestamps, 20 KB: clones "
+				   "without options, ACK clock from "
+				   "stcp_conns" };
+	const struct stcp_tx_desc *d;
+	struct stcp_resp resp;
+	cpu_set_t cpus, old;
+	struct stcp_conn e;
+	struct pkt_spec s;
+	struct unit_run r;
+	struct dconn c = { 0 };
+
+	CPU_ZERO(&cpus);
+	CPU_SET(0, &cpus);
+	sched_getaffinity(0, sizeof(old), &old);
+	sched_setaffinity(0, sizeof(cpus), &cpus);
+	if (slot == ~0u ||
+	    stcp_resp_read(unit_main.m.pages, unit_main.m.resps, slot, &resp,
+			   hdr)) {
+		tc_fail(&t, "/big.bin is not cached");
+		goto out;
+	}
+	memcpy(want, hdr, resp.hdr_len);
+	memcpy(want + resp.hdr_len, big_body, BIG_LEN);
+	nsegs = (resp.hdr_len + BIG_LEN + sz - 1) / sz;
+	if (bpf_map_update_elem(
+		    bpf_map__fd(unit_main.skel->maps.stcp_tx_dm64), &zero, &dv,
+		    BPF_ANY)) {
+		tc_fail(&t, "cannot fill stcp_tx_dm64: %s", strerror(errno));
+		goto out;
+	}
+	c.nots_sack = true;
+	if (dconn_open(&t, &c, 4, 45300, false))
+		goto out;
+	s = dconn_seg(&c, 0, 0, PKT_TH_ACK | PKT_TH_PSH, 0, req);
+	if (run(&t, &s, &r))
+		goto out;
+	expect_counters(&t, &r, STCP_C_REQUEST_ANSWERED, -1);
+	d = desc_of(&t, &r);
+	if (!d)
+		goto out;
+	EXPECT(&t,
+	       d->seg_size == sz && d->nsegs == nsegs && d->nseg == STCP_IW &&
+		       d->flags == (STCP_TX_F_CLOSE | STCP_TX_F_ACK_NONE |
+				    STCP_TX_F_NO_TS),
+	       "request: seg_size %u, %u segs, nseg %u, flags 0x%x",
+	       d->seg_size, d->nsegs, d->nseg, d->flags);
+	check_copies(&t, d, want, slot, c.cisn + 1);
+	EXPECT(&t, conn_entry(c.isn + 1, &e) && e.high == STCP_IW,
+	       "entry: high %u, want %u", e.high, STCP_IW);
+
+	s = dconn_seg(&c, reqlen, 2 * sz, PKT_TH_ACK, 0, NULL);
+	s.window = 4000;
+	if (run(&t, &s, &r))
+		goto out;
+	expect_counters(&t, &r, STCP_C_DATA_ACK_RELEASED, -1);
+	d = desc_of(&t, &r);
+	if (!d)
+		goto out;
+	EXPECT(&t, d->nseg == 4 && d->first[0] == 10,
+	       "ACK of 2: nseg %u [%u,+%u)", d->nseg, d->first[0],
+	       d->count[0]);
+	check_copies(&t, d, want, slot, s.seq);
+	EXPECT(&t, conn_entry(c.isn + 1, &e) && e.high == 14,
+	       "entry: high %u, want 14", e.high);
+
+	/* The same ACK again (a duplicate): nothing new to send. */
+	if (run(&t, &s, &r))
+		goto out;
+	EXPECT(&t, r.verdict == XDP_DROP, "duplicate ACK: %s",
+	       verdict_name(r.verdict));
+	expect_counters(&t, &r, STCP_C_DATA_ACK_IDLE, -1);
+out:
+	bpf_map_delete_elem(bpf_map__fd(unit_main.skel->maps.stcp_tx_dm64),
+			    &zero);
+	sched_setaffinity(0, sizeof(old), &old);
+	tc_report(&t);
+}
+
 void data_run_all(void)
 {
 	char root[] = "/tmp/stcp-unit-data.XXXXXX", path[64];
@@ -1157,6 +1321,7 @@ void data_run_all(void)
 	case_keepalive(4);
 	case_keepalive(6);
 	case_keepalive_multi();
+	case_no_ts_multi();
 out:
 	if (loaded) {
 		stcp_cache_clear(&cache);

@@ -932,10 +932,13 @@ int fuzz_run(uint64_t seed, long count, struct tcase *t)
 			if (!stcp_counter_is_disposition(i))
 				continue;
 			/* Not reachable by this generator: no key is
-			 * missing, every frame can be shaped, and segments
+			 * missing, every frame can be shaped, segments
 			 * after a response need the response's TSval (the
-			 * fixture tables cover those). */
+			 * fixture tables cover those), and its requests
+			 * all get an answer (a refusal needs a response of
+			 * several segments to a client without SACK). */
 			if (i == STCP_C_DROP_NO_KEY ||
+			    i == STCP_C_DATA_REFUSED ||
 			    i == STCP_C_DROP_TX_FAILED ||
 			    i == STCP_C_RESPONSE_TOO_BIG ||
 			    i == STCP_C_RESPONSE_ACKED ||
