@@ -22,7 +22,7 @@ COMMON_H := daemon/common.h
 CACHE    := daemon/cache.c
 CACHE_H  := daemon/cache.h
 # stcpd's key keeper: rotation schedule and keys shared through Redis.
-REDIS_KEYS   := daemon/redis_keys.c
+REDIS_KEYS   := daemon/redis_keys.c daemon/redis_conns.c
 REDIS_KEYS_H := daemon/redis_keys.h
 LDLIBS_REDIS := $(shell pkg-config --libs hiredis 2>/dev/null || echo -lhiredis)
 # stcpd's operator side: --metrics (libmicrohttpd, in its own thread) and

@@ -143,6 +143,10 @@ struct {
 	__type(value, struct stcp_conn);
 } stcp_conns SEC(".maps");
 
+/* Set by stcpd with --redis: entries go to Redis through it, and one that
+ * is missing here is looked up there (include/stcp_conn.h). */
+const volatile __u32 stcp_conn_sync = 0;
+
 /* What the parser learns of a packet for the service. */
 struct seg {
 	struct stcp_flow flow;
@@ -298,10 +302,15 @@ static __always_inline int finish(__u32 disposition, int action)
 static __noinline int report_frame(struct xdp_md *ctx, __u32 kind,
 				   __u32 slot, __u64 first, __u64 last)
 {
+	struct req_scratch *rs = scratch();
 	__u32 len = ctx->data_end - ctx->data, m;
-	/* A range response not built yet counts as a cache miss. */
-	int miss = kind == STCP_EV_CACHE_MISS || kind == STCP_EV_RANGE;
-	__u32 lost = miss ? STCP_C_CACHE_MISS_LOST : STCP_C_REQUEST_PART_LOST;
+	/* A range response not built yet, or an stcp_conns entry not here,
+	 * counts as a cache miss. */
+	int miss = kind != STCP_EV_REQ_FIRST && kind != STCP_EV_REQ_CONT &&
+		   kind != STCP_EV_CONN_REQ;
+	__u32 lost = miss || kind == STCP_EV_CONN_REQ ?
+			     STCP_C_CACHE_MISS_LOST :
+			     STCP_C_REQUEST_PART_LOST;
 	struct stcp_miss_event *e;
 
 	if (!len || len > STCP_MISS_FRAME_MAX)
@@ -323,9 +332,28 @@ static __noinline int report_frame(struct xdp_md *ctx, __u32 kind,
 	e->ifindex = ctx->ingress_ifindex;
 	e->rxq = ctx->rx_queue_index;
 	e->len = len;
+	/* The segment stcp_xdp parsed is the one reported, and
+	 * handle_request() left the entry it wants written in rs->conn. */
+	if (rs && (kind == STCP_EV_CONN_MISS || kind == STCP_EV_CONN_REQ))
+		__builtin_memcpy(&e->flow, &rs->seg.flow, sizeof(e->flow));
+	else
+		__builtin_memset(&e->flow, 0, sizeof(e->flow));
+	__builtin_memset(&e->conn, 0, sizeof(e->conn));
+	if (rs && kind == STCP_EV_CONN_REQ) {
+		__builtin_memcpy(&e->conn, &rs->conn, sizeof(e->conn));
+	} else if (rs && kind == STCP_EV_CONN_MISS) {
+		/* The entry that did not do, for stcpd to tell whether a
+		 * newer one has come since. */
+		struct stcp_conn *c =
+			bpf_map_lookup_elem(&stcp_conns, &rs->seg.flow);
+
+		if (c)
+			__builtin_memcpy(&e->conn, c, sizeof(e->conn));
+	}
 	bpf_ringbuf_submit(e, 0);
 	return finish(miss ? STCP_C_CACHE_MISS :
-						   STCP_C_REQUEST_PART,
+		      kind == STCP_EV_CONN_REQ ? STCP_C_CONN_SYNC :
+						 STCP_C_REQUEST_PART,
 		      XDP_DROP);
 }
 
@@ -1182,6 +1210,30 @@ static __always_inline __u32 request_lead(struct xdp_md *ctx,
 	return 0;
 }
 
+/* Writes a connection's entry, and with --redis sends it to stcpd for
+ * Redis (include/stcp_conn.h). Returns 0 or -1 (the map refused it). */
+static __noinline int conn_put(const struct stcp_flow *flow,
+			       const struct stcp_conn *c)
+{
+	struct stcp_conn_event *e;
+
+	if (bpf_map_update_elem(&stcp_conns, flow, c, BPF_ANY))
+		return -1;
+	if (!stcp_conn_sync)
+		return 0;
+	e = bpf_ringbuf_reserve(&stcp_misses, sizeof(*e), 0);
+	if (!e) {
+		count(STCP_C_CONN_SYNC_LOST);
+		return 0;
+	}
+	e->kind = STCP_EV_CONN_PUT;
+	e->pad = 0;
+	__builtin_memcpy(&e->flow, flow, sizeof(e->flow));
+	__builtin_memcpy(&e->conn, c, sizeof(e->conn));
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
 /*
  * A request: the first of a connection (docs/PROTOCOL.md 7.1), or, with
  * next, a later one on a keep-alive connection (7.10), whose response
@@ -1298,8 +1350,22 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 			   (o->has_ts ? 0 : STCP_CONN_F_NOTS);
 		c->high = n;
 		c->pad = 0;
-		if (bpf_map_update_elem(&stcp_conns, &s->flow, c, BPF_ANY))
+		if (stcp_conn_sync) {
+			/* Redis first (stcpd writes it there, and here, and
+			 * runs this again): no other replica can see an ACK
+			 * of this response before it can find the entry. */
+			struct stcp_conn *here =
+				bpf_map_lookup_elem(&stcp_conns, &s->flow);
+
+			if (!here || here->base != c->base ||
+			    here->req_start != c->req_start ||
+			    here->slot != c->slot)
+				return report_frame(ctx, STCP_EV_CONN_REQ, 0,
+						    0, 0);
+		} else if (bpf_map_update_elem(&stcp_conns, &s->flow, c,
+					       BPF_ANY)) {
 			return send_rst(ctx, s, STCP_C_CONN_MISSING);
+		}
 		ts_low = STCP_DTS_KA;
 	}
 
@@ -1535,6 +1601,7 @@ static __always_inline int ack_in_response(__u64 a, __u64 total, __u32 sz)
 #define DECODE_NOT_OURS -1
 #define DECODE_CONN_MISSING -2 /* a keep-alive TSecr, no stcp_conns entry */
 #define DECODE_OLD -3	       /* an ACK from before the latest request */
+#define DECODE_CONN_GONE -4    /* not in Redis either (stcpd said so) */
 
 /*
  * A later response of a keep-alive connection (7.10), or any response to a
@@ -1552,6 +1619,8 @@ static __always_inline int decode_conn_ack(const struct seg *s,
 
 	if (!c)
 		return DECODE_CONN_MISSING;
+	if (c->flags & STCP_CONN_F_GONE)
+		return DECODE_CONN_GONE;
 	/* Timestamps are on for the whole connection or off (RFC 7323). */
 	if (!o->has_ts != !!(c->flags & STCP_CONN_F_NOTS))
 		return DECODE_NOT_OURS;
@@ -1566,7 +1635,13 @@ static __always_inline int decode_conn_ack(const struct seg *s,
 	k->sz = seg_payload_max(s, k->opts, o->has_ts);
 	k->a = s->ack - c->base;
 	k->total = c->total;
-	if (k->total > MAX_RESPONSE || !ack_in_response(k->a, k->total, k->sz))
+	if (k->total > MAX_RESPONSE)
+		return DECODE_NOT_OURS;
+	/* Past this response: another replica may have answered a later
+	 * request, and Redis have its entry (include/stcp_conn.h). */
+	if (stcp_conn_sync && k->a > (__u64)k->total + 1)
+		return DECODE_CONN_MISSING;
+	if (!ack_in_response(k->a, k->total, k->sz))
 		return DECODE_NOT_OURS;
 	k->resp = *resp;
 	k->slot = slot;
@@ -1661,8 +1736,11 @@ static __noinline int decode_data_ack(const struct seg *s,
 	if (!o->has_ts) {
 		err = decode_conn_ack(s, o, k, &back);
 		/* Without timestamps nothing says an entry should be
-		 * there: a segment of no connection of ours. */
-		if (err == DECODE_CONN_MISSING)
+		 * there: unless another replica may have it, a segment of
+		 * no connection of ours. */
+		if (err == DECODE_CONN_MISSING && !stcp_conn_sync)
+			err = DECODE_NOT_OURS;
+		if (err == DECODE_CONN_GONE)
 			err = DECODE_NOT_OURS;
 	} else if (stcp_dts_is_ka(o->tsecr))
 		err = decode_conn_ack(s, o, k, &back);
@@ -1761,6 +1839,7 @@ static __always_inline int load_sack(const struct req_scratch *rs,
 #define DATA_NEXT_REQUEST -5 /* keep-alive: the connection's next request */
 #define DATA_CLOSE -6 /* keep-alive response done: our FIN and ACK */
 #define DATA_CONN_MISSING -7
+#define DATA_CONN_FETCH -8 /* the entry may be in Redis: ask stcpd */
 
 /*
  * Whether a keep-alive response that ended without our FIN is to be closed
@@ -1793,8 +1872,10 @@ static __always_inline void refuse_pipeline(const struct seg *s,
 	struct stcp_conn *c = bpf_map_lookup_elem(&stcp_conns, &s->flow);
 
 	if (k->ka) {
-		if (c)
+		if (c) {
 			c->flags |= STCP_CONN_F_CLOSE;
+			conn_put(&s->flow, c);
+		}
 	} else {
 		struct stcp_conn n = {
 			.base = k->isn1,
@@ -1804,7 +1885,7 @@ static __always_inline void refuse_pipeline(const struct seg *s,
 			.flags = STCP_CONN_F_CLOSE,
 		};
 
-		bpf_map_update_elem(&stcp_conns, &s->flow, &n, BPF_ANY);
+		conn_put(&s->flow, &n);
 	}
 	k->close = 1;
 	count(STCP_C_PIPELINE_REFUSED);
@@ -1819,7 +1900,7 @@ static __always_inline void refuse_pipeline_early(const struct seg *s)
 		.flags = STCP_CONN_F_CLOSE,
 	};
 
-	bpf_map_update_elem(&stcp_conns, &s->flow, &n, BPF_ANY);
+	conn_put(&s->flow, &n);
 	count(STCP_C_PIPELINE_REFUSED);
 }
 
@@ -1894,6 +1975,8 @@ static __noinline int handle_data_ack(struct xdp_md *ctx, struct seg *s,
 	if (err == DECODE_OLD)
 		return finish(STCP_C_DATA_ACK_IDLE, XDP_DROP);
 	if (err == DECODE_CONN_MISSING)
+		return stcp_conn_sync ? DATA_CONN_FETCH : DATA_CONN_MISSING;
+	if (err == DECODE_CONN_GONE)
 		return DATA_CONN_MISSING;
 	if (err)
 		return DATA_NOT_OURS;
@@ -2086,6 +2169,8 @@ static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 			return handle_request(ctx, s, o, rs->dk.opts, 1);
 		if (after == DATA_CONN_MISSING)
 			return send_rst(ctx, s, STCP_C_CONN_MISSING);
+		if (after == DATA_CONN_FETCH)
+			return report_frame(ctx, STCP_EV_CONN_MISS, 0, 0, 0);
 		if (after == DATA_NO_COPIES)
 			return send_rst(ctx, s, STCP_C_RESPONSE_TOO_BIG);
 		if (after == DATA_MISS)

@@ -40,6 +40,7 @@
 #include "metrics.h"
 #include "reasm.h"
 #include "redis_keys.h"
+#include "redis_conns.h"
 #include "stcp.skel.h"
 
 #ifndef STCP_VERSION
@@ -162,6 +163,14 @@ struct config {
 };
 
 /* Everything set up so far, so that one teardown can undo any prefix. */
+/* A flow whose stcp_conns entry Redis did not have lately. */
+#define CONN_NOTES 64
+struct conn_miss_note {
+	struct stcp_flow flow;
+	bool used;
+	uint64_t at_ms; /* the flow's first miss */
+};
+
 struct daemon {
 	const struct config *cfg;
 	struct stcp_bpf *maps_obj; /* creates and pins the maps; no program */
@@ -178,6 +187,9 @@ struct daemon {
 	struct stcp_cache cache;
 	bool cache_init;
 	struct stcp_keyd *keyd; /* rotation schedule, --redis */
+	struct stcp_connd *connd; /* stcp_conns entries in Redis, --redis */
+	struct conn_miss_note conn_notes[CONN_NOTES]; /* on_conn_miss() */
+	uint64_t conn_fetched, conn_dropped, conn_gone;
 	struct stcp_metrics *metrics; /* NULL without --metrics */
 	struct ring_buffer *misses; /* stcp_misses of the attached program */
 	uint64_t miss_injected, miss_failed;
@@ -1095,6 +1107,8 @@ static int attach(struct daemon *d)
 		return err;
 	/* Misses and ranges have a reader: this daemon. */
 	d->prog_obj->rodata->stcp_have_daemon = 1;
+	/* Connection entries go to Redis, and come back from it. */
+	d->prog_obj->rodata->stcp_conn_sync = d->connd != NULL;
 	d->prog = xdp_program__from_bpf_obj(d->prog_obj->obj, "xdp");
 	err = (int)libxdp_get_error(d->prog);
 	if (err || !d->prog) {
@@ -1196,6 +1210,21 @@ static void teardown(struct daemon *d, bool clean)
 
 	stcp_keyd_free(d->keyd);
 	d->keyd = NULL;
+	if (d->connd) {
+		struct stcp_connd_stats st;
+
+		stcp_connd_get_stats(d->connd, &st);
+		log_info("connection state in Redis: %llu written, %llu not "
+			 "written; %llu looked up and found, %llu packets "
+			 "dropped meanwhile, %llu connections reset",
+			 (unsigned long long)st.puts,
+			 (unsigned long long)st.put_lost,
+			 (unsigned long long)d->conn_fetched,
+			 (unsigned long long)d->conn_dropped,
+			 (unsigned long long)d->conn_gone);
+	}
+	stcp_connd_free(d->connd);
+	d->connd = NULL;
 	/* First: the HTTP thread reads the maps until it has stopped. */
 	stcp_metrics_close(d->metrics);
 	d->metrics = NULL;
@@ -1315,6 +1344,137 @@ static void on_request_part(struct daemon *d, const struct stcp_miss_event *e)
 }
 
 /*
+ * A packet that needs an stcp_conns entry this replica does not have, or
+ * a newer one (include/stcp_conn.h). Redis's entry, if it is not the one
+ * here, is written into stcp_conns and the packet run through the fast path
+ * again. Otherwise the replica that wrote it may not have sent it yet (a
+ * client's ACKs come microseconds apart): the packet is dropped, and the
+ * next one asks again, until the flow has been missing for
+ * CONN_MISS_GRACE_MS: then an entry that says the connection is gone is
+ * written, and the packet run again gets a reset.
+ */
+#define CONN_MISS_GRACE_MS 1000
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int conn_lookup(struct daemon *d, const struct stcp_miss_event *e,
+		       struct stcp_conn *c)
+{
+	int err = stcp_connd_get(d->connd, &e->flow, c);
+
+	if (!err && !memcmp(&e->conn, c, sizeof(*c)))
+		err = -ENOENT; /* nothing newer than what did not do */
+	return err;
+}
+
+/* The note of a flow's misses (its first miss's time), made if new; with
+ * forget, the flow's note is dropped instead and NULL returned. */
+static struct conn_miss_note *conn_note(struct daemon *d,
+					const struct stcp_flow *flow,
+					bool forget)
+{
+	uint64_t now = now_ms();
+	struct conn_miss_note *n, *free_n = NULL, *oldest = &d->conn_notes[0];
+
+	for (size_t i = 0; i < CONN_NOTES; i++) {
+		n = &d->conn_notes[i];
+		if (n->used && now - n->at_ms > 10 * CONN_MISS_GRACE_MS)
+			n->used = false;
+		if (!n->used) {
+			free_n = free_n ? free_n : n;
+			continue;
+		}
+		if (!memcmp(&n->flow, flow, sizeof(*flow))) {
+			if (forget)
+				n->used = false;
+			return forget ? NULL : n;
+		}
+		if (n->at_ms < oldest->at_ms)
+			oldest = n;
+	}
+	if (forget)
+		return NULL;
+	n = free_n ? free_n : oldest;
+	n->flow = *flow;
+	n->at_ms = now;
+	n->used = true;
+	return n;
+}
+
+static void on_conn_miss(struct daemon *d, const struct stcp_miss_event *e)
+{
+	int fd = bpf_map__fd(d->prog_obj->maps.stcp_conns);
+	struct stcp_conn c = { 0 };
+	int err = -EIO;
+
+	/* An earlier packet of the flow brought a newer entry already. */
+	if (!bpf_map_lookup_elem(fd, &e->flow, &c) &&
+	    memcmp(&c, &e->conn, sizeof(c))) {
+		err = run_frame(d, e->frame, e->len, e->ifindex);
+		if (err)
+			log_warn("connection state: cannot run the packet "
+				 "again: %s",
+				 strerror(-err));
+		return;
+	}
+	if (d->connd)
+		err = conn_lookup(d, e, &c);
+	if (err) {
+		if (now_ms() - conn_note(d, &e->flow, false)->at_ms <
+		    CONN_MISS_GRACE_MS) {
+			d->conn_dropped++;
+			return;
+		}
+		conn_note(d, &e->flow, true);
+		memset(&c, 0, sizeof(c));
+		c.flags = STCP_CONN_F_GONE;
+		d->conn_gone++;
+		log_debug("connection state: %s; the connection is reset",
+			  err == -ENOENT ? "not in Redis" : "Redis away");
+	} else {
+		conn_note(d, &e->flow, true);
+		d->conn_fetched++;
+	}
+	if (bpf_map_update_elem(fd, &e->flow, &c, BPF_ANY)) {
+		log_warn("cannot write stcp_conns: %s", strerror(errno));
+		return;
+	}
+	err = run_frame(d, e->frame, e->len, e->ifindex);
+	if (err)
+		log_warn("connection state: cannot run the packet again: %s",
+			 strerror(-err));
+}
+
+/*
+ * A request whose connection entry must be in Redis before its answer
+ * leaves (include/stcp_conn.h): written there, then into stcp_conns, then
+ * the request runs through the fast path again, which finds the entry and
+ * answers. With Redis away the request is answered all the same: the
+ * connection then stays on this replica.
+ */
+static void on_conn_req(struct daemon *d, const struct stcp_miss_event *e)
+{
+	int fd = bpf_map__fd(d->prog_obj->maps.stcp_conns), err;
+
+	if (d->connd)
+		stcp_connd_set(d->connd, &e->flow, &e->conn);
+	if (bpf_map_update_elem(fd, &e->flow, &e->conn, BPF_ANY)) {
+		log_warn("cannot write stcp_conns: %s", strerror(errno));
+		return;
+	}
+	err = run_frame(d, e->frame, e->len, e->ifindex);
+	if (err)
+		log_warn("connection state: cannot run a request again: %s",
+			 strerror(-err));
+}
+
+/*
  * The ring's records: a cache miss (include/stcp_cache.h) loads the object
  * that owns the slot and runs the frame through the attached program again;
  * a frame that cannot be answered is dropped, and the client's
@@ -1326,8 +1486,24 @@ static int on_miss(void *ctx, void *data, size_t len)
 	const struct stcp_miss_event *e = data;
 	int err;
 
+	if (len >= sizeof(struct stcp_conn_event) &&
+	    *(const uint32_t *)data == STCP_EV_CONN_PUT) {
+		const struct stcp_conn_event *ce = data;
+
+		if (d->connd)
+			stcp_connd_put(d->connd, &ce->flow, &ce->conn);
+		return 0;
+	}
 	if (len < sizeof(*e) || !e->len || e->len > STCP_MISS_FRAME_MAX)
 		return 0;
+	if (e->kind == STCP_EV_CONN_MISS) {
+		on_conn_miss(d, e);
+		return 0;
+	}
+	if (e->kind == STCP_EV_CONN_REQ) {
+		on_conn_req(d, e);
+		return 0;
+	}
 	if (e->kind == STCP_EV_REQ_FIRST || e->kind == STCP_EV_REQ_CONT) {
 		on_request_part(d, e);
 		return 0;
@@ -1443,6 +1619,8 @@ static int serve(struct daemon *d, const sigset_t *sigs)
 
 			if (got[i].data.fd != sfd) {
 				ring_buffer__consume(d->misses);
+				if (d->connd)
+					stcp_connd_flush(d->connd);
 				continue;
 			}
 			if (read(sfd, &si, sizeof(si)) != sizeof(si))
@@ -1505,6 +1683,17 @@ static int run(const struct config *c, const sigset_t *sigs)
 	if (err) {
 		log_err("cannot start the key keeper: %s", strerror(-err));
 		goto out;
+	}
+	if (c->keys.redis) {
+		err = stcp_connd_new(&d.connd, c->keys.redis,
+				     c->keys.prefix ? c->keys.prefix :
+						      STCP_REDIS_DEFAULT_PREFIX,
+				     STCP_CONN_TTL_S);
+		if (err) {
+			log_err("cannot keep connection state in Redis: %s",
+				strerror(-err));
+			goto out;
+		}
 	}
 	err = fill_cache(&d);
 	if (err)

@@ -31,6 +31,8 @@
 #define STCP_CACHE_H
 
 #include "stcp_types.h"
+#include "stcp_cookie.h"
+#include "stcp_conn.h"
 
 /* Pinned by name next to the maps of stcp_maps.h. */
 #define STCP_MAP_PAGES	 "stcp_pages"
@@ -153,6 +155,14 @@ enum stcp_event_kind {
 	STCP_EV_REQ_FIRST = 1,
 	STCP_EV_REQ_CONT = 2,
 	STCP_EV_RANGE = 3, /* a Range no stcp_ranges entry answers yet */
+	/* include/stcp_conn.h: an entry written (a struct stcp_conn_event,
+	 * not this record), and a packet that needs an entry this replica
+	 * does not have. */
+	STCP_EV_CONN_PUT = 4,
+	STCP_EV_CONN_MISS = 5,
+	/* A request whose entry (conn) stcpd writes to Redis, then into
+	 * stcp_conns, before it runs the request again. */
+	STCP_EV_CONN_REQ = 6,
 };
 
 /*
@@ -193,6 +203,10 @@ struct stcp_miss_event {
 	__u32 ifindex; /* where the frame arrived */
 	__u32 rxq;
 	__u32 len; /* bytes of frame[] */
+	struct stcp_flow flow; /* STCP_EV_CONN_MISS, _REQ: the connection */
+	/* STCP_EV_CONN_REQ: its entry; STCP_EV_CONN_MISS: the one that did
+	 * not do (zero: none) */
+	struct stcp_conn conn;
 	__u8 frame[STCP_MISS_FRAME_MAX];
 };
 

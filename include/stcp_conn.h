@@ -21,6 +21,7 @@
 #define STCP_CONN_H
 
 #include "stcp_types.h"
+#include "stcp_cookie.h"
 
 #define STCP_CONNS_MAX 65536
 
@@ -29,6 +30,9 @@
 /* The client sent no timestamps: every response of the connection, the
  * first too, has an entry, and high stands in for what a TSecr tells. */
 #define STCP_CONN_F_NOTS 0x2u
+/* Written by stcpd when Redis has no entry for the flow either: the
+ * connection cannot be continued here, and its packets are reset. */
+#define STCP_CONN_F_GONE 0x4u
 
 struct stcp_conn {
 	__u32 base;	 /* our sequence number of the response's byte 0 */
@@ -39,6 +43,24 @@ struct stcp_conn {
 	__u32 flags;	 /* STCP_CONN_F_* */
 	__u32 high;	 /* NOTS: segments [0, high) have been sent */
 	__u32 pad;
+};
+
+/*
+ * With --redis (stcp_conn_sync set by stcpd), every entry the fast path
+ * writes also goes to stcpd on the stcp_misses ring as this record
+ * (STCP_EV_CONN_PUT), and stcpd stores it in Redis under
+ * PREFIX "conn:" + the flow in hex, for STCP_CONN_TTL_S seconds. A packet
+ * that needs an entry this replica does not have goes to stcpd whole
+ * (STCP_EV_CONN_MISS), which looks the flow up in Redis, writes what it
+ * finds (or a STCP_CONN_F_GONE entry) into stcp_conns and runs the packet
+ * through the fast path again: another replica continues the connection.
+ */
+#define STCP_CONN_TTL_S 600
+struct stcp_conn_event {
+	__u32 kind; /* STCP_EV_CONN_PUT */
+	__u32 pad;
+	struct stcp_flow flow;
+	struct stcp_conn conn;
 };
 
 #endif /* STCP_CONN_H */

@@ -137,11 +137,17 @@ enum stcp_counter {
 	/* Keep-alive (docs/PROTOCOL.md 7.10). */
 	STCP_C_REQUEST_NEXT = 36, /* a later request of a connection answered */
 	STCP_C_CONN_MISSING = 37, /* its stcp_conns entry is gone: RST */
-	STCP_C_DISP_END3 = 38,
+	/* With --redis: a request whose stcp_conns entry stcpd writes to
+	 * Redis before it runs the request again (include/stcp_conn.h). */
+	STCP_C_CONN_SYNC = 38,
+	STCP_C_DISP_END3 = 39,
 	/* A request before the response ended: the connection closes after
 	 * it (counted besides the segment's disposition). */
-	STCP_C_PIPELINE_REFUSED = 38,
-	STCP_C_MAX = 39,
+	STCP_C_PIPELINE_REFUSED = 39,
+	/* An stcp_conns entry not sent to stcpd for Redis: the ring was
+	 * full (include/stcp_conn.h). */
+	STCP_C_CONN_SYNC_LOST = 40,
+	STCP_C_MAX = 41,
 };
 
 /* Whether counter slot i is a disposition (see above). */
@@ -194,7 +200,9 @@ static const char *const stcp_counter_names[STCP_C_MAX] = {
 	[STCP_C_REQUEST_PART_LOST] = "request_part_lost",
 	[STCP_C_REQUEST_NEXT] = "request_next",
 	[STCP_C_CONN_MISSING] = "conn_missing",
+	[STCP_C_CONN_SYNC] = "conn_sync",
 	[STCP_C_PIPELINE_REFUSED] = "pipeline_refused",
+	[STCP_C_CONN_SYNC_LOST] = "conn_sync_lost",
 };
 #endif
 

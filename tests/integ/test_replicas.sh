@@ -13,9 +13,10 @@
 # 1 MB; larger downloads suffer from the reordering of two return paths,
 # PROTOCOL.md 7.6). Then a 16 MB download moves from replica 1 to replica 2
 # mid-transfer, and back. Every body must equal the file, over IPv4 and
-# IPv6, and each replica must have answered its share (counters). The
-# client uses timestamps: clients without them are not served multi-segment
-# responses yet (PROTOCOL.md 7.6).
+# IPv6, and each replica must have answered its share (counters). Then the
+# same with keep-alive (a connection's later responses have an stcp_conns
+# entry, which the other replica fetches from Redis), and with a client
+# without timestamps (every response has one), alternating and moving.
 #
 # Last, Redis is stopped and started again during a wrk run of 1 KB GETs
 # with packets alternating: no request may fail, and both daemons must
@@ -195,6 +196,54 @@ for hop in "1 2" "2 1"; do
 	[ "$moved" -gt 10 ] || fail "replica $2 answered $moved data ACKs after the move"
 	log "16 MB download moved from replica $1 to replica $2 after 1 s: identical; replica $2 answered $moved data ACKs"
 done
+route alt
+
+# ---- keep-alive: later responses' entries through Redis ----
+# A connection's later responses are decoded from its stcp_conns entry,
+# which the replica that answered the request wrote and sent to Redis; the
+# other replica fetches it when their ACKs come to it (cache_miss).
+m1=$(cnt ctl_1 cache_miss)
+m2=$(cnt ctl_2 cache_miss)
+for host in "$VIP4" "[$VIP6]"; do
+	args=()
+	for n in 1000 65536 1048576 1000 1048576 65536; do
+		args+=(-o "$BODIES/ka$n" "http://$host/f$n.bin")
+	done
+	conns=$(in_cl curl -sS -f -m 60 -w '%{num_connects}' "${args[@]}") ||
+		fail "keep-alive run from $host with packets alternating"
+	for n in 1000 65536 1048576; do
+		cmp -s "$BODIES/ka$n" "$ROOT/f$n.bin" || fail "keep-alive from $host: f$n.bin differs"
+	done
+	log "keep-alive, packets alternating, $host: 6 responses identical, connects $conns"
+done
+log "entries fetched from Redis: replica 1 +$(($(cnt ctl_1 cache_miss) - m1)), replica 2 +$(($(cnt ctl_2 cache_miss) - m2)) (cache_miss)"
+
+# ---- a client without timestamps: every response through Redis ----
+in_cl sysctl -qw net.ipv4.tcp_timestamps=0
+for n in 1000 65536 1048576; do
+	for i in 1 2; do
+		fetch "$VIP4" "$n"
+		fetch "[$VIP6]" "$n"
+	done
+done
+log "no timestamps: 12 downloads (1 KB to 1 MB, v4 and v6) with packets alternating: bodies identical"
+for hop in "1 2" "2 1"; do
+	set -- $hop
+	route "$1"
+	b=$(cnt "ctl_$2" data_ack_released)
+	in_cl curl -sS -f -m 60 --limit-rate 2M -o "$BODIES/move" \
+		"http://$VIP4/f16777216.bin" 2>"$LOG_DIR/move.err" &
+	PIDS+=($!)
+	sleep 1
+	route "$2"
+	wait "${PIDS[-1]}" || fail "no timestamps: the download moved from replica $1 to $2 failed: $(cat "$LOG_DIR/move.err")"
+	unset 'PIDS[-1]'
+	cmp -s "$BODIES/move" "$ROOT/f16777216.bin" || fail "no timestamps: the download moved from replica $1 to $2 differs"
+	moved=$(($(cnt "ctl_$2" data_ack_released) - b))
+	[ "$moved" -gt 10 ] || fail "no timestamps: replica $2 answered $moved data ACKs after the move"
+	log "no timestamps: 16 MB download moved from replica $1 to replica $2 after 1 s: identical; replica $2 answered $moved data ACKs"
+done
+in_cl sysctl -qw net.ipv4.tcp_timestamps=1
 route alt
 
 # ---- Redis stopped and started during a load run ----
