@@ -66,8 +66,8 @@ struct held {
 
 struct stcp_cache_file {
 	char path[STCP_PATH_LEN];
-	uint8_t source;	  /* enum stcp_obj_source */
-	uint64_t version; /* a blob's version; 0 for a file */
+	uint8_t source;			  /* enum stcp_obj_source */
+	uint64_t version;		  /* a blob's version; 0 for a file */
 	char type[STCP_CONTENT_TYPE_MAX]; /* a blob's type; "": by extension */
 	bool has_index; /* index.html: also stored as its directory */
 	bool seen;	/* during a load: kept or replaced */
@@ -87,8 +87,6 @@ struct obj_src {
 	const uint8_t *buf;
 	uint8_t *own;
 };
-
-#define SRC_NONE { .fd = -1 }
 
 struct stcp_cache_range {
 	struct stcp_range_key key;
@@ -421,8 +419,7 @@ static ssize_t pread_full(int fd, uint8_t *buf, size_t len, uint64_t off)
 	size_t got = 0;
 
 	while (got < len) {
-		ssize_t n = pread(fd, buf + got, len - got,
-				  (off_t)(off + got));
+		ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -966,7 +963,7 @@ int stcp_cache_range(struct stcp_cache *c, uint32_t slot200, uint64_t first,
 	struct stcp_range_key k = { .slot = slot200, .first = first,
 				    .last = last };
 	struct stcp_cache_file *f = file_of_slot(c, slot200);
-	struct obj_src src = SRC_NONE;
+	struct obj_src src = { .fd = -1 };
 	struct held h;
 	uint32_t use = slot200;
 	int err;
@@ -1012,7 +1009,7 @@ int stcp_cache_range(struct stcp_cache *c, uint32_t slot200, uint64_t first,
 int stcp_cache_fill(struct stcp_cache *c, uint32_t slot)
 {
 	struct stcp_cache_file *f = file_of_slot(c, slot);
-	struct obj_src src = SRC_NONE;
+	struct obj_src src = { .fd = -1 };
 	int err;
 
 	if (!f)

@@ -37,13 +37,12 @@ static const char add_lua[] =
 
 /* KEYS as for add; ARGV[1] the path. Returns the new generation, or 0
  * when there was no such object. */
-static const char rm_lua[] =
-	"local a = redis.call('ZREM', KEYS[2], ARGV[1])\n"
-	"local b = redis.call('DEL', KEYS[3])\n"
-	"if a == 0 and b == 0 then\n"
-	"  return 0\n"
-	"end\n"
-	"return redis.call('INCR', KEYS[1])\n";
+static const char rm_lua[] = "local a = redis.call('ZREM', KEYS[2], ARGV[1])\n"
+			     "local b = redis.call('DEL', KEYS[3])\n"
+			     "if a == 0 and b == 0 then\n"
+			     "  return 0\n"
+			     "end\n"
+			     "return redis.call('INCR', KEYS[1])\n";
 
 struct stcp_content_redis {
 	struct stcp_keyd *kd;
@@ -298,8 +297,9 @@ static int sync_all(struct stcp_content_redis *cr, uint64_t gen, bool *changed)
 		why = stcp_content_path_check(p->str, p->len);
 		if (why) {
 			log_warn("redis: %s lists '%.*s', which %s; skipped",
-				 cr->paths_key, (int)(p->len > 200 ? 200 : p->len),
-				 p->str, why);
+				 cr->paths_key,
+				 (int)(p->len > 200 ? 200 : p->len), p->str,
+				 why);
 			n.skipped++;
 			continue;
 		}
@@ -456,8 +456,7 @@ static int run_script(redisContext *rc, const char *script, const char *prefix,
 	}
 	r = redisCommandArgv(rc, 6 + nargs, argv, lens);
 	if (!r || rc->err) {
-		snprintf(why, why_len, "%s",
-			 rc->err ? rc->errstr : "no reply");
+		snprintf(why, why_len, "%s", rc->err ? rc->errstr : "no reply");
 		goto out;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {

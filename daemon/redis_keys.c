@@ -556,8 +556,8 @@ static const char *sync_note(enum sync_result res, bool created)
 	}
 }
 
-redisContext *stcp_redis_connect(const struct stcp_redis_addr *a,
-				 char *why, size_t len)
+redisContext *stcp_redis_connect(const struct stcp_redis_addr *a, char *why,
+				 size_t len)
 {
 	struct timeval tv = { .tv_sec = 0, .tv_usec = IO_TIMEOUT_MS * 1000 };
 	const char *pass = getenv("STCP_REDIS_PASSWORD");
@@ -1048,8 +1048,8 @@ bool stcp_keyd_connected(const struct stcp_keyd *kd)
 	return kd && kd->rc;
 }
 
-redisReply *stcp_keyd_command(struct stcp_keyd *kd, int argc,
-			      const char **argv, const size_t *lens)
+redisReply *stcp_keyd_command(struct stcp_keyd *kd, int argc, const char **argv,
+			      const size_t *lens)
 {
 	if (!kd || !kd->rc)
 		return NULL;

@@ -119,7 +119,8 @@ struct opt_desc {
 	const char *help;
 };
 
-#define REDIS_EXAMPLE "e.g. --redis 127.0.0.1:6379 or --redis unix:/run/redis/redis.sock"
+#define REDIS_EXAMPLE                                                          \
+	"e.g. --redis 127.0.0.1:6379 or --redis unix:/run/redis/redis.sock"
 
 static const struct opt_desc opt_table[] = {
 	{ "pin-dir", required_argument, 'p', "DIR",
@@ -133,8 +134,8 @@ static const struct opt_desc opt_table[] = {
 	  "unix:PATH, as given to stcpd (AUTH from STCP_REDIS_USER and "
 	  "STCP_REDIS_PASSWORD)" },
 	{ "redis-prefix", required_argument, OPT_REDIS_PREFIX, "P",
-	  "prefix of the Redis keys, as given to stcpd (default "
-	  STCP_REDIS_DEFAULT_PREFIX ")" },
+	  "prefix of the Redis keys, as given to stcpd "
+	  "(default " STCP_REDIS_DEFAULT_PREFIX ")" },
 	{ "type", required_argument, OPT_TYPE, "TYPE",
 	  "'content add': the object's Content-Type, e.g. --type "
 	  "'text/html; charset=utf-8'" },
@@ -1208,7 +1209,8 @@ static void content_json(const struct content_row *rows, int n)
 		json_object_object_add(o, "mtime_ns",
 				       json_object_new_uint64(r->obj.mtime));
 		json_object_object_add(
-			o, "source", json_object_new_string(source_name(&r->obj)));
+			o, "source",
+			json_object_new_string(source_name(&r->obj)));
 		json_object_object_add(o, "content_type",
 				       r->type[0] ?
 					       json_object_new_string(r->type) :
@@ -1388,8 +1390,7 @@ static const char *printable(const char *s, char *buf, size_t len)
 }
 
 /* PATH and the Redis options, common to add and rm; 0 or the exit code. */
-static int content_args(const struct ctl *c, const char *sub,
-			const char *path)
+static int content_args(const struct ctl *c, const char *sub, const char *path)
 {
 	char buf[4 * STCP_PATH_LEN];
 	const char *why;
@@ -1407,8 +1408,8 @@ static int content_args(const struct ctl *c, const char *sub,
 
 static int content_add(struct ctl *c, int argc, char **argv)
 {
-	const char *prefix = c->redis_prefix ? c->redis_prefix :
-					       STCP_REDIS_DEFAULT_PREFIX;
+	const char *prefix =
+		c->redis_prefix ? c->redis_prefix : STCP_REDIS_DEFAULT_PREFIX;
 	uint8_t *body = NULL;
 	redisContext *rc = NULL;
 	uint64_t version = 0;
@@ -1426,10 +1427,9 @@ static int content_add(struct ctl *c, int argc, char **argv)
 	if (c->type && stcp_content_type_check(c->type, strlen(c->type))) {
 		char buf[4 * STCP_CONTENT_TYPE_MAX];
 
-		return usage_error("--type '%s' %s",
-				   printable(c->type, buf, sizeof(buf)),
-				   stcp_content_type_check(c->type,
-							   strlen(c->type)));
+		return usage_error(
+			"--type '%s' %s", printable(c->type, buf, sizeof(buf)),
+			stcp_content_type_check(c->type, strlen(c->type)));
 	}
 	err = read_input(argv[2], &body, &len);
 	if (err) {
@@ -1447,8 +1447,8 @@ static int content_add(struct ctl *c, int argc, char **argv)
 	err = stcp_content_redis_add(rc, prefix, argv[1], body, len, c->type,
 				     now_ns(), &version, why, sizeof(why));
 	if (err) {
-		log_err("cannot store %s in Redis at %s: %s", argv[1],
-			c->redis, why);
+		log_err("cannot store %s in Redis at %s: %s", argv[1], c->redis,
+			why);
 		goto out;
 	}
 	if (c->json) {
@@ -1456,8 +1456,7 @@ static int content_add(struct ctl *c, int argc, char **argv)
 
 		json_object_object_add(o, "path",
 				       json_object_new_string(argv[1]));
-		json_object_object_add(o, "size",
-				       json_object_new_uint64(len));
+		json_object_object_add(o, "size", json_object_new_uint64(len));
 		json_object_object_add(o, "version",
 				       json_object_new_uint64(version));
 		print_json(o);
@@ -1475,8 +1474,8 @@ out:
 
 static int content_rm(struct ctl *c, int argc, char **argv)
 {
-	const char *prefix = c->redis_prefix ? c->redis_prefix :
-					       STCP_REDIS_DEFAULT_PREFIX;
+	const char *prefix =
+		c->redis_prefix ? c->redis_prefix : STCP_REDIS_DEFAULT_PREFIX;
 	redisContext *rc;
 	uint64_t gen = 0;
 	char why[256];
@@ -1638,17 +1637,18 @@ static int parse_args(int argc, char **argv, struct ctl *c, bool *help)
 
 			if (stcp_redis_addr_parse(optarg, &ra))
 				return usage_error("--redis %s: expected "
-						   "HOST:PORT or unix:PATH, "
-						   REDIS_EXAMPLE,
+						   "HOST:PORT or "
+						   "unix:PATH, " REDIS_EXAMPLE,
 						   optarg);
 			c->redis = optarg;
 			break;
 		}
 		case OPT_REDIS_PREFIX:
 			if (!*optarg)
-				return usage_error("--redis-prefix: expected a "
-						   "non-empty prefix, e.g. "
-						   "--redis-prefix stcp:site1:");
+				return usage_error(
+					"--redis-prefix: expected a "
+					"non-empty prefix, e.g. "
+					"--redis-prefix stcp:site1:");
 			c->redis_prefix = optarg;
 			break;
 		case OPT_TYPE:
@@ -1666,8 +1666,8 @@ static int parse_args(int argc, char **argv, struct ctl *c, bool *help)
 			return 0;
 		case ':':
 			if (optopt == OPT_REDIS)
-				return usage_error("--redis needs a value, "
-						   REDIS_EXAMPLE);
+				return usage_error("--redis needs a "
+						   "value, " REDIS_EXAMPLE);
 			if (optopt == OPT_REDIS_PREFIX)
 				return usage_error("--redis-prefix needs a "
 						   "value, e.g. --redis-prefix "

@@ -976,8 +976,8 @@ static int start_content(struct daemon *d)
 	if (!c->keys.redis)
 		return 0;
 	err = stcp_content_redis_new(&d->content, d->keyd,
-				     c->keys.prefix ? c->keys.prefix :
-						      STCP_REDIS_DEFAULT_PREFIX,
+				     c->keys.prefix ? c->keys.prefix
+						    : STCP_REDIS_DEFAULT_PREFIX,
 				     &d->cache);
 	if (err) {
 		log_err("out of memory");

@@ -135,7 +135,7 @@ struct stcp_obj {
 /* Where stcpd took an object from (stcp_obj.source), for stcpctl. */
 enum stcp_obj_source {
 	STCP_SRC_ROOT = 0,  /* a file under --root */
-	STCP_SRC_REDIS = 1, /* an object in Redis (--redis, stcpctl content add) */
+	STCP_SRC_REDIS = 1, /* in Redis: stcpd --redis, stcpctl content add */
 };
 
 /*

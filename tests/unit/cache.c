@@ -1128,12 +1128,19 @@ static void case_restart(struct tcase *t)
 static void case_blob_checks(struct tcase *t)
 {
 	static const char *const good[] = {
-		"/a", "/a.txt", "/a/b/c.css", "/x/index.html", "/.well-known/x",
-		"/a..b", "/...", "/caf\xc3\xa9",
+		"/a",
+		"/a.txt",
+		"/a/b/c.css",
+		"/x/index.html",
+		"/.well-known/x",
+		"/a..b",
+		"/...",
+		"/caf\xc3\xa9",
 	};
 	static const char *const bad[] = {
-		"", "a", "/", "/a/", "//a", "/a//b", "/./a", "/a/.", "/a/../b",
-		"/..", "/a b", "/a\tb", "/a%41", "/a?b", "/a#b", "/a\x7f",
+		"",	 "a",	 "/",	    "/a/",    "//a",  "/a//b",
+		"/./a",	 "/a/.", "/a/../b", "/..",    "/a b", "/a\tb",
+		"/a%41", "/a?b", "/a#b",    "/a\x7f",
 	};
 	char longp[STCP_PATH_LEN + 1];
 
@@ -1231,8 +1238,9 @@ static void case_blob_root(struct tcase *t)
 		return;
 	}
 	err = write_at(root3, "a.txt", (const uint8_t *)"root a\n", 7, NULL);
-	err = err ?: write_at(root3, "only.txt", (const uint8_t *)"o\n", 2,
-			      NULL);
+	err = err
+		      ?: write_at(root3, "only.txt", (const uint8_t *)"o\n", 2,
+				  NULL);
 	if (err) {
 		tc_fail(t, "writing the files: %s", strerror(-err));
 		return;
@@ -1265,35 +1273,39 @@ static void case_blob_root(struct tcase *t)
 		tc_fail(t, "/a.txt v5 unreadable");
 		goto out;
 	}
-	EXPECT(t, o5.source == STCP_SRC_REDIS && o5.size == 8 &&
-			  !memcmp(body, "blob a 5", 8),
+	EXPECT(t,
+	       o5.source == STCP_SRC_REDIS && o5.size == 8 &&
+		       !memcmp(body, "blob a 5", 8),
 	       "v5: source %u size %llu", o5.source,
 	       (unsigned long long)o5.size);
 	free(body);
 	body = NULL;
-	EXPECT(t, stcp_hdr_field(hdr, "ETag", field_v, sizeof(field_v)) &&
-			  !strncmp(field_v, "\"r5-8-", 6),
+	EXPECT(t,
+	       stcp_hdr_field(hdr, "ETag", field_v, sizeof(field_v)) &&
+		       !strncmp(field_v, "\"r5-8-", 6),
 	       "v5 ETag %s", field_v);
-	EXPECT(t, stcp_hdr_field(hdr, "Content-Type", field_v,
-				 sizeof(field_v)) &&
-			  !strcmp(field_v, "text/plain; charset=utf-8"),
+	EXPECT(t,
+	       stcp_hdr_field(hdr, "Content-Type", field_v, sizeof(field_v)) &&
+		       !strcmp(field_v, "text/plain; charset=utf-8"),
 	       "v5 type by extension: %s", field_v);
-	EXPECT(t, stcp_hdr_field(hdr, "Last-Modified", field_v,
-				 sizeof(field_v)) &&
-			  !strcmp(field_v, "Tue, 14 Nov 2023 22:13:20 GMT"),
+	EXPECT(t,
+	       stcp_hdr_field(hdr, "Last-Modified", field_v, sizeof(field_v)) &&
+		       !strcmp(field_v, "Tue, 14 Nov 2023 22:13:20 GMT"),
 	       "v5 Last-Modified %s", field_v);
 	for (int v = 0; v < STCP_VARIANTS; v++)
 		EXPECT(t, slot_valid(froot.resp[v]),
 		       "the replaced file's slot %u rewritten in its grace "
 		       "period",
 		       froot.resp[v]);
-	EXPECT(t, stcp_cache_blob_version(&bc, "/a.txt") == 5 &&
-			  stcp_cache_blob_version(&bc, "/only.txt") == 0,
+	EXPECT(t,
+	       stcp_cache_blob_version(&bc, "/a.txt") == 5 &&
+		       stcp_cache_blob_version(&bc, "/only.txt") == 0,
 	       "blob versions");
 	/* The same version again: nothing moves. */
 	EXPECT(t, !stcp_cache_blob_put(&bc, &b), "put v5 again");
-	EXPECT(t, !lookup_obj_in(&unit_nokey, "/a.txt", &o) &&
-			  o.resp[0] == o5.resp[0],
+	EXPECT(t,
+	       !lookup_obj_in(&unit_nokey, "/a.txt", &o) &&
+		       o.resp[0] == o5.resp[0],
 	       "put of the same version moved the slots");
 
 	b.body = (const uint8_t *)"blob a version 6";
@@ -1305,14 +1317,15 @@ static void case_blob_root(struct tcase *t)
 		tc_fail(t, "/a.txt v6 unreadable");
 		goto out;
 	}
-	EXPECT(t, o.size == 16 && !memcmp(body, "blob a version 6", 16) &&
-			  o.resp[0] != o5.resp[0],
+	EXPECT(t,
+	       o.size == 16 && !memcmp(body, "blob a version 6", 16) &&
+		       o.resp[0] != o5.resp[0],
 	       "v6 not in new slots");
 	free(body);
 	body = NULL;
-	EXPECT(t, stcp_hdr_field(hdr, "Content-Type", field_v,
-				 sizeof(field_v)) &&
-			  !strcmp(field_v, "application/x-six"),
+	EXPECT(t,
+	       stcp_hdr_field(hdr, "Content-Type", field_v, sizeof(field_v)) &&
+		       !strcmp(field_v, "application/x-six"),
 	       "v6 type %s", field_v);
 	for (int v = 0; v < STCP_VARIANTS; v++)
 		EXPECT(t, slot_valid(o5.resp[v]),
@@ -1332,8 +1345,9 @@ static void case_blob_root(struct tcase *t)
 	err = stcp_cache_load(&bc, root3);
 	EXPECT(t, !err && stcp_cache_blob_version(&bc, "/a.txt") == 6,
 	       "a reload dropped the blob");
-	EXPECT(t, !lookup_obj_in(&unit_nokey, "/a.txt", &o) &&
-			  o.source == STCP_SRC_REDIS && o.size == 16,
+	EXPECT(t,
+	       !lookup_obj_in(&unit_nokey, "/a.txt", &o) &&
+		       o.source == STCP_SRC_REDIS && o.size == 16,
 	       "a reload put the file back over the blob");
 
 	/* An index.html blob serves its directory too. */
@@ -1342,8 +1356,9 @@ static void case_blob_root(struct tcase *t)
 	b.size = 8;
 	b.version = 8;
 	EXPECT(t, !stcp_cache_blob_put(&bc, &b), "put /d/index.html");
-	EXPECT(t, key_present(&unit_nokey, "/d/") &&
-			  key_present(&unit_nokey, "/d/index.html"),
+	EXPECT(t,
+	       key_present(&unit_nokey, "/d/") &&
+		       key_present(&unit_nokey, "/d/index.html"),
 	       "/d/ missing");
 
 	/* Prune keeping only /d/index.html: /a.txt is the file again. */
@@ -1353,15 +1368,17 @@ static void case_blob_root(struct tcase *t)
 		tc_fail(t, "/a.txt unreadable after the prune");
 		goto out;
 	}
-	EXPECT(t, o.source == STCP_SRC_ROOT && o.size == 7 &&
-			  !memcmp(body, "root a\n", 7),
+	EXPECT(t,
+	       o.source == STCP_SRC_ROOT && o.size == 7 &&
+		       !memcmp(body, "root a\n", 7),
 	       "the file did not come back: source %u size %llu", o.source,
 	       (unsigned long long)o.size);
 	free(body);
 	body = NULL;
 	EXPECT(t, stcp_cache_blob_prune(&bc, NULL, 0) == 1, "prune all");
-	EXPECT(t, !key_present(&unit_nokey, "/d/") &&
-			  !key_present(&unit_nokey, "/d/index.html"),
+	EXPECT(t,
+	       !key_present(&unit_nokey, "/d/") &&
+		       !key_present(&unit_nokey, "/d/index.html"),
 	       "/d/ left after the prune");
 	EXPECT(t, key_present(&unit_nokey, "/only.txt"), "/only.txt gone");
 out:
@@ -1410,9 +1427,9 @@ static void case_blob_miss(struct tcase *t)
 		tc_fail(t, "objects missing");
 		goto out;
 	}
-	EXPECT(t, !read_resp(&unit_nokey, o2.resp[0], &r) &&
-			  (r.flags & STCP_RESP_EVICTED) &&
-			  r.body_len == b.size,
+	EXPECT(t,
+	       !read_resp(&unit_nokey, o2.resp[0], &r) &&
+		       (r.flags & STCP_RESP_EVICTED) && r.body_len == b.size,
 	       "/two.bin not stored evicted (flags %#x)", r.flags);
 	fake_src.path = "/two.bin";
 	fake_src.version = 2;
@@ -1427,8 +1444,9 @@ static void case_blob_miss(struct tcase *t)
 		goto out;
 	}
 	EXPECT(t, !memcmp(body, d2, b.size), "/two.bin's bytes differ");
-	EXPECT(t, !read_resp(&unit_nokey, o1.resp[0], &r) &&
-			  (r.flags & STCP_RESP_EVICTED),
+	EXPECT(t,
+	       !read_resp(&unit_nokey, o1.resp[0], &r) &&
+		       (r.flags & STCP_RESP_EVICTED),
 	       "/one.bin not evicted for /two.bin");
 	/* /one.bin moved on in its source: its slots' version is gone. */
 	fake_src.path = "/one.bin";
@@ -1437,8 +1455,9 @@ static void case_blob_miss(struct tcase *t)
 	err = stcp_cache_fill(&bc, o1.resp[STCP_V_200_CLOSE]);
 	EXPECT(t, err == -ESTALE, "fill of a changed blob: %s, want ESTALE",
 	       strerror(-err));
-	EXPECT(t, !read_resp(&unit_nokey, o1.resp[0], &r) &&
-			  !(r.flags & STCP_RESP_VALID),
+	EXPECT(t,
+	       !read_resp(&unit_nokey, o1.resp[0], &r) &&
+		       !(r.flags & STCP_RESP_VALID),
 	       "a changed blob's slot became valid");
 	bc.blob_fetch = NULL;
 	err = stcp_cache_fill(&bc, o1.resp[STCP_V_200_CLOSE]);
