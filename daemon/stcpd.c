@@ -960,10 +960,15 @@ static void log_cache(const struct daemon *d, bool reload)
 			 d->cfg->root, st.added, st.changed, st.removed,
 			 st.unchanged, st.skipped, st.pending, st.pending_pages,
 			 d->cache.grace_s);
-	log_info("cache: %u objects (%u from Redis), %llu bytes in %u pages "
-		 "(of %u)",
-		 st.files, st.redis, (unsigned long long)st.bytes,
-		 st.pages_used, st.npages);
+	if (d->content)
+		log_info("cache: %u objects, %llu bytes in %u pages (of %u); "
+			 "%u objects from Redis",
+			 st.files, (unsigned long long)st.bytes, st.pages_used,
+			 st.npages, st.redis);
+	else
+		log_info("cache: %u objects, %llu bytes in %u pages (of %u)",
+			 st.files, (unsigned long long)st.bytes, st.pages_used,
+			 st.npages);
 }
 
 /* --redis: the objects stored there, at start-up (after the root, which
