@@ -21,9 +21,11 @@ COMMON   := daemon/common.c
 COMMON_H := daemon/common.h
 CACHE    := daemon/cache.c
 CACHE_H  := daemon/cache.h
-# stcpd's key keeper: rotation schedule and keys shared through Redis.
-REDIS_KEYS   := daemon/redis_keys.c daemon/redis_conns.c
-REDIS_KEYS_H := daemon/redis_keys.h
+# stcpd's key keeper: rotation schedule and keys shared through Redis;
+# Redis as a content source (stcpd's poll, stcpctl content add|rm); and the
+# connection state kept there (stcpd).
+REDIS_KEYS   := daemon/redis_keys.c daemon/content_redis.c daemon/redis_conns.c
+REDIS_KEYS_H := daemon/redis_keys.h daemon/content_redis.h daemon/redis_conns.h
 LDLIBS_REDIS := $(shell pkg-config --libs hiredis 2>/dev/null || echo -lhiredis)
 # stcpd's operator side: --metrics (libmicrohttpd, in its own thread) and
 # --config (inih).
@@ -53,8 +55,8 @@ $(BUILD)/stcpd: daemon/stcpd.c $(COMMON) $(COMMON_H) $(CACHE) $(CACHE_H) $(SKELS
 $(BUILD)/stcpd: $(OPS) $(OPS_H)
 $(BUILD)/stcpd: $(REDIS_KEYS) $(REDIS_KEYS_H) $(REASM) $(REASM_H)
 
-$(BUILD)/stcpctl: daemon/stcpctl.c $(COMMON) $(COMMON_H) $(CACHE) $(CACHE_H) $(HEADERS)
-	$(CC) $(CFLAGS) $< $(COMMON) $(CACHE) -o $@ $(LDLIBS_BPF) $(shell pkg-config --cflags --libs json-c)
+$(BUILD)/stcpctl: daemon/stcpctl.c $(COMMON) $(COMMON_H) $(CACHE) $(CACHE_H) $(REDIS_KEYS) $(REDIS_KEYS_H) $(HEADERS)
+	$(CC) $(CFLAGS) $< $(COMMON) $(CACHE) $(REDIS_KEYS) -o $@ $(LDLIBS_BPF) $(shell pkg-config --cflags --libs json-c) $(LDLIBS_REDIS)
 
 # tests/unit/http_parse.bpf.c: test-only XDP program around bpf/http.h,
 # embedded in stcp_unit through its skeleton.

@@ -18,6 +18,12 @@
  * RESOLVE_NO_SYMLINKS) from the root and every file with O_NOFOLLOW from its
  * directory, so nothing outside the root is ever read; symlinks are
  * skipped.
+ *
+ * Blobs (objects from Redis, cache.h) live in the same list as the files,
+ * marked with their source, and go through the same code: store_object()
+ * builds the responses of either from a struct obj_src (an open file or
+ * the bytes in memory) plus the metadata in struct stcp_cache_file. A blob
+ * hides the file at its path; a root load leaves blobs alone.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -60,6 +66,9 @@ struct held {
 
 struct stcp_cache_file {
 	char path[STCP_PATH_LEN];
+	uint8_t source;			  /* enum stcp_obj_source */
+	uint64_t version;		  /* a blob's version; 0 for a file */
+	char type[STCP_CONTENT_TYPE_MAX]; /* a blob's type; "": by extension */
 	bool has_index; /* index.html: also stored as its directory */
 	bool seen;	/* during a load: kept or replaced */
 	bool resident;	/* its bytes are in pages; else its slots are evicted */
@@ -68,6 +77,15 @@ struct stcp_cache_file {
 	uint64_t dev, ino, size, mtime_ns;
 	struct stcp_obj obj;
 	struct held h;
+};
+
+/* Where the bytes of one version of an object are read from: an open file
+ * (fd), or, when fd is -1, a blob's bytes in memory (buf, size bytes; NULL
+ * when empty; own is freed by src_close). */
+struct obj_src {
+	int fd;
+	const uint8_t *buf;
+	uint8_t *own;
 };
 
 struct stcp_cache_range {
@@ -388,13 +406,20 @@ static int build_header(char *page, enum stcp_variant v,
 	return n;
 }
 
-/* Reads exactly len bytes unless the file ends first; returns how many. */
-static ssize_t read_full(int fd, uint8_t *buf, size_t len)
+static uint64_t mtime_ns_of(const struct stat *st)
+{
+	return (uint64_t)st->st_mtim.tv_sec * 1000000000ull +
+	       (uint64_t)st->st_mtim.tv_nsec;
+}
+
+/* Reads exactly len bytes at off unless the file ends first; returns how
+ * many, or a negative errno. */
+static ssize_t pread_full(int fd, uint8_t *buf, size_t len, uint64_t off)
 {
 	size_t got = 0;
 
 	while (got < len) {
-		ssize_t n = read(fd, buf + got, len - got);
+		ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -407,10 +432,43 @@ static ssize_t read_full(int fd, uint8_t *buf, size_t len)
 	return (ssize_t)got;
 }
 
-static uint64_t mtime_ns_of(const struct stat *st)
+/* len bytes of f at off (off + len <= f->size); 0, -ESTALE when a file
+ * is shorter than its size (it changed), or a negative errno. */
+static int src_read(const struct obj_src *s, const struct stcp_cache_file *f,
+		    uint64_t off, uint8_t *dst, size_t len)
 {
-	return (uint64_t)st->st_mtim.tv_sec * 1000000000ull +
-	       (uint64_t)st->st_mtim.tv_nsec;
+	ssize_t got;
+
+	if (off + len > f->size)
+		return -EINVAL;
+	if (s->fd < 0) {
+		memcpy(dst, s->buf + off, len);
+		return 0;
+	}
+	got = pread_full(s->fd, dst, len, off);
+	if (got < 0)
+		return (int)got;
+	return (size_t)got == len ? 0 : -ESTALE;
+}
+
+/* After the bytes were read: still the version f describes? */
+static bool src_unchanged(const struct obj_src *s,
+			  const struct stcp_cache_file *f)
+{
+	struct stat st;
+
+	if (s->fd < 0)
+		return true; /* bytes in memory do not change */
+	return !fstat(s->fd, &st) && same_file(f, &st);
+}
+
+static void src_close(struct obj_src *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s->own);
+	s->fd = -1;
+	s->buf = s->own = NULL;
 }
 
 /* Says why replaced files still hold pages, when they do. */
@@ -428,14 +486,21 @@ static void warn_pending(const struct stcp_cache *c)
 			 pages, c->npending, c->grace_s);
 }
 
-/* The header fields of f's responses, from what its stat said. */
+/* The header fields of f's responses, from what its stat said (a file) or
+ * what its source said (a blob: "r" and its version where a file has its
+ * inode, so the two never share an ETag). */
 static void file_meta_of(const struct stcp_cache_file *f, struct file_meta *m)
 {
 	m->size = f->size;
-	m->type = stcp_content_type(f->path);
-	snprintf(m->etag, sizeof(m->etag),
-		 "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "\"", f->ino, f->size,
-		 f->mtime_ns);
+	m->type = f->type[0] ? f->type : stcp_content_type(f->path);
+	if (f->source == STCP_SRC_REDIS)
+		snprintf(m->etag, sizeof(m->etag),
+			 "\"r%" PRIx64 "-%" PRIx64 "-%" PRIx64 "\"", f->version,
+			 f->size, f->mtime_ns);
+	else
+		snprintf(m->etag, sizeof(m->etag),
+			 "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "\"", f->ino,
+			 f->size, f->mtime_ns);
 	format_imf((time_t)(f->mtime_ns / 1000000000ull), m->last_modified,
 		   sizeof(m->last_modified));
 }
@@ -570,20 +635,19 @@ static int evict_for(struct stcp_cache *c, uint32_t n,
 }
 
 /*
- * Reads f's bytes from fd into a new run of pages and writes its four
+ * Reads f's bytes from src into a new run of pages and writes its four
  * responses into its slots, valid. With evict, less recently used files
  * make room. Returns 0, 1 when it does not fit (or the cache cannot ever
  * hold it), 2 when the file changed while being read, or a negative errno
  * for the maps.
  */
-static int load_pages(struct stcp_cache *c, int fd, struct stcp_cache_file *f,
-		      bool evict)
+static int load_pages(struct stcp_cache *c, const struct obj_src *src,
+		      struct stcp_cache_file *f, bool evict)
 {
 	uint64_t body_npages = (f->size + STCP_PAGE_SIZE - 1) / STCP_PAGE_SIZE;
 	uint32_t n, first;
 	uint8_t page[STCP_PAGE_SIZE];
 	struct file_meta m;
-	struct stat st2;
 	int err = 0;
 
 	if (body_npages + STCP_VARIANTS > c->npages)
@@ -591,21 +655,17 @@ static int load_pages(struct stcp_cache *c, int fd, struct stcp_cache_file *f,
 	n = (uint32_t)body_npages + STCP_VARIANTS;
 	if (pages_alloc(c, n, &first) && (!evict || evict_for(c, n, f, &first)))
 		return 1;
-	if (lseek(fd, 0, SEEK_SET) < 0) {
-		err = -errno;
-		goto out;
-	}
 	for (uint64_t i = 0; i < body_npages; i++) {
 		uint64_t left = f->size - i * STCP_PAGE_SIZE;
 		size_t want =
 			left < STCP_PAGE_SIZE ? (size_t)left : STCP_PAGE_SIZE;
-		ssize_t got = read_full(fd, page, want);
 
-		if (got < 0 || (size_t)got != want) {
+		err = src_read(src, f, i * STCP_PAGE_SIZE, page, want);
+		if (err) {
 			log_warn("%s: %s", f->path,
-				 got < 0 ? strerror((int)-got)
-					 : "shorter than its size (changed "
-					   "while being read)");
+				 err == -ESTALE ? "shorter than its size "
+						  "(changed while being read)"
+						: strerror(-err));
 			err = 2;
 			goto out;
 		}
@@ -614,7 +674,7 @@ static int load_pages(struct stcp_cache *c, int fd, struct stcp_cache_file *f,
 		if (err)
 			goto out;
 	}
-	if (fstat(fd, &st2) || !same_file(f, &st2)) {
+	if (!src_unchanged(src, f)) {
 		log_warn("%s: changed while being read", f->path);
 		err = 2;
 		goto out;
@@ -654,16 +714,17 @@ out:
 }
 
 /*
- * Stores the open file fd (stat st) into new slots, and into pages if
- * they have room (else its slots are evicted and a request loads it); f
- * gets the object. Nothing is published in stcp_objects. Returns 0, 1 when
- * the file was skipped (with a warning), or a negative errno for a failure
- * of the maps.
+ * Stores the object f describes (path, source, size, mtime_ns, and dev and
+ * ino for a file, version and type for a blob), whose bytes src holds,
+ * into new slots, and into pages if they have room (else its slots are
+ * evicted and a request loads it); f gets the object. Nothing is published
+ * in stcp_objects. Returns 0, 1 when the object was skipped (with a
+ * warning), or a negative errno for a failure of the maps.
  */
-static int store_file(struct stcp_cache *c, int fd, const struct stat *st,
-		      struct stcp_cache_file *f)
+static int store_object(struct stcp_cache *c, const struct obj_src *src,
+			struct stcp_cache_file *f)
 {
-	uint64_t size = (uint64_t)st->st_size;
+	uint64_t size = f->size;
 	uint8_t page[STCP_PAGE_SIZE];
 	struct file_meta m;
 	int err = 0;
@@ -685,10 +746,6 @@ static int store_file(struct stcp_cache *c, int fd, const struct stat *st,
 			goto fail;
 		}
 	}
-	f->dev = (uint64_t)st->st_dev;
-	f->ino = (uint64_t)st->st_ino;
-	f->size = size;
-	f->mtime_ns = mtime_ns_of(st);
 	file_meta_of(f, &m);
 	for (int v = 0; v < STCP_VARIANTS; v++) {
 		int n = build_header((char *)page, (enum stcp_variant)v, &m);
@@ -700,7 +757,7 @@ static int store_file(struct stcp_cache *c, int fd, const struct stat *st,
 		f->hdr_len[v] = (uint32_t)n;
 		f->obj.resp[v] = f->h.resp[v];
 	}
-	err = load_pages(c, fd, f, false);
+	err = load_pages(c, src, f, false);
 	if (err == 2) {
 		log_warn("%s: skipped until the next reload", f->path);
 		err = 1;
@@ -717,6 +774,7 @@ static int store_file(struct stcp_cache *c, int fd, const struct stat *st,
 		goto fail;
 	f->obj.size = size;
 	f->obj.mtime = f->mtime_ns;
+	f->obj.source = f->source;
 	f->obj.etag_hash = stcp_http_hash(m.etag, strlen(m.etag));
 	{
 		char weak[sizeof(m.etag) + 2];
@@ -731,6 +789,20 @@ fail:
 			strerror(-err));
 	held_free(c, &f->h);
 	return err;
+}
+
+/* A file under the root: the open fd, whose stat is st. */
+static int store_file(struct stcp_cache *c, int fd, const struct stat *st,
+		      struct stcp_cache_file *f)
+{
+	const struct obj_src src = { .fd = fd };
+
+	f->source = STCP_SRC_ROOT;
+	f->dev = (uint64_t)st->st_dev;
+	f->ino = (uint64_t)st->st_ino;
+	f->size = (uint64_t)st->st_size;
+	f->mtime_ns = mtime_ns_of(st);
+	return store_object(c, &src, f);
 }
 
 static struct stcp_cache_file *file_of_slot(struct stcp_cache *c,
@@ -774,6 +846,38 @@ static int open_loaded(struct stcp_cache *c, const struct stcp_cache_file *f)
 	return fd;
 }
 
+/* The bytes of the version of f that its slots hold: from the root, or
+ * from the blob's source. -ESTALE when that version is gone. */
+static int src_open(struct stcp_cache *c, const struct stcp_cache_file *f,
+		    struct obj_src *s)
+{
+	uint64_t len = 0;
+	uint8_t *buf = NULL;
+	int err;
+
+	s->fd = -1;
+	s->buf = s->own = NULL;
+	if (f->source == STCP_SRC_ROOT) {
+		int fd = open_loaded(c, f);
+
+		if (fd < 0)
+			return fd;
+		s->fd = fd;
+		return 0;
+	}
+	if (!c->blob_fetch)
+		return -ENOENT;
+	err = c->blob_fetch(c->blob_ctx, f->path, f->version, &buf, &len);
+	if (err)
+		return err;
+	if (len != f->size) {
+		free(buf);
+		return -ESTALE;
+	}
+	s->buf = s->own = buf;
+	return 0;
+}
+
 /* Retires range response i (its slot and pages wait like a replaced
  * file's) and forgets it. */
 static void range_retire(struct stcp_cache *c, size_t i)
@@ -792,7 +896,8 @@ static void ranges_retire_all(struct stcp_cache *c)
 
 /* Writes a 206 or 416 for f into a new slot and pages; h gets them. */
 static int range_build(struct stcp_cache *c, struct stcp_cache_file *f,
-		       int fd, uint64_t first, uint64_t last, struct held *h)
+		       const struct obj_src *src, uint64_t first, uint64_t last,
+		       struct held *h)
 {
 	bool sat = first != STCP_RANGE_416;
 	uint64_t len = sat ? last - first + 1 : 0;
@@ -840,10 +945,9 @@ static int range_build(struct stcp_cache *c, struct stcp_cache_file *f,
 		uint64_t off = (uint64_t)i * STCP_PAGE_SIZE;
 		size_t want = len - off < STCP_PAGE_SIZE ? (size_t)(len - off) :
 							   STCP_PAGE_SIZE;
-		ssize_t got = pread(fd, page, want, (off_t)(first + off));
-
-		if (got != (ssize_t)want)
-			return got < 0 ? -errno : -ESTALE;
+		err = src_read(src, f, first + off, page, want);
+		if (err)
+			return err;
 		memset(page + want, 0, STCP_PAGE_SIZE - want);
 		err = page_write(c, h->first_page + 1 + i, page);
 	}
@@ -867,9 +971,10 @@ int stcp_cache_range(struct stcp_cache *c, uint32_t slot200, uint64_t first,
 	struct stcp_range_key k = { .slot = slot200, .first = first,
 				    .last = last };
 	struct stcp_cache_file *f = file_of_slot(c, slot200);
+	struct obj_src src = { .fd = -1 };
 	struct held h;
 	uint32_t use = slot200;
-	int fd, err;
+	int err;
 
 	if (c->ranges_fd < 0)
 		return -EBADF;
@@ -884,11 +989,11 @@ int stcp_cache_range(struct stcp_cache *c, uint32_t slot200, uint64_t first,
 	}
 	if (c->nranges == STCP_MAX_RANGES)
 		range_retire(c, 0);
-	fd = open_loaded(c, f);
-	if (fd < 0)
-		return fd;
-	err = range_build(c, f, fd, first, last, &h);
-	close(fd);
+	err = src_open(c, f, &src);
+	if (err)
+		return err;
+	err = range_build(c, f, &src, first, last, &h);
+	src_close(&src);
 	if (!err) {
 		use = h.resp[0];
 		c->ranges[c->nranges].key = k;
@@ -912,19 +1017,21 @@ int stcp_cache_range(struct stcp_cache *c, uint32_t slot200, uint64_t first,
 int stcp_cache_fill(struct stcp_cache *c, uint32_t slot)
 {
 	struct stcp_cache_file *f = file_of_slot(c, slot);
-	int fd, err;
+	struct obj_src src = { .fd = -1 };
+	int err;
 
 	if (!f)
 		return -ENOENT; /* replaced or deleted since */
 	if (f->resident)
 		return 0;
-	/* -ESTALE when it changed on disk: this slot's version is gone,
-	 * and the next reload stores the new one. */
-	fd = open_loaded(c, f);
-	if (fd < 0)
-		return fd;
-	err = load_pages(c, fd, f, true);
-	close(fd);
+	/* -ESTALE when it changed on disk (or in Redis): this slot's
+	 * version is gone, and the next reload (or Redis poll) stores the
+	 * new one. */
+	err = src_open(c, f, &src);
+	if (err)
+		return err;
+	err = load_pages(c, &src, f, true);
+	src_close(&src);
 	if (err == 1) {
 		warn_pending(c);
 		return -ENOSPC;
@@ -1270,6 +1377,14 @@ static int load_file(struct load *L, int dfd, const char *name,
 	size_t plen = strlen(path);
 	int fd, err;
 
+	if (old && old->source != STCP_SRC_ROOT) {
+		/* A blob at this path hides the file. */
+		log_debug("%s: served from Redis, the file is not loaded",
+			  path);
+		old->seen = true;
+		push_next(L, old);
+		return 0;
+	}
 	if (old && same_file(old, lst)) {
 		old->seen = true;
 		L->unchanged++;
@@ -1464,6 +1579,11 @@ static void finish_load(struct load *L, bool complete)
 
 		if (f->seen)
 			continue;
+		if (f->source != STCP_SRC_ROOT) {
+			/* A blob: the root's load does not decide. */
+			push_next(L, f);
+			continue;
+		}
 		if (complete) {
 			unpublish(c, f);
 			held_retire(c, &f->h);
@@ -1555,10 +1675,248 @@ void stcp_cache_get_stats(const struct stcp_cache *c,
 	for (size_t i = 0; i < c->npending; i++)
 		s->pending_pages += c->pending[i].h.npages;
 	s->resident = 0;
-	for (size_t i = 0; i < c->nfiles; i++)
+	s->redis = 0;
+	for (size_t i = 0; i < c->nfiles; i++) {
 		s->resident += c->files[i].resident;
+		s->redis += c->files[i].source == STCP_SRC_REDIS;
+	}
 	s->evictions = c->evictions;
 	s->fills = c->fills;
+}
+
+/* ---- blobs: objects from Redis ---- */
+
+const char *stcp_content_path_check(const char *path, size_t len)
+{
+	size_t seg = 0; /* where the current segment starts */
+
+	if (!len || path[0] != '/')
+		return "must start with '/'";
+	if (len > STCP_PATH_LEN - 1)
+		return "longer than 191 bytes";
+	if (len == 1 || path[len - 1] == '/')
+		return "ends with '/' (store DIR/index.html to serve DIR/)";
+	for (size_t i = 1; i <= len; i++) {
+		unsigned char ch = i < len ? (unsigned char)path[i] : '/';
+		size_t n = i - seg - 1;
+
+		if (ch == '/') {
+			if (!n)
+				return "has an empty segment ('//')";
+			if ((n == 1 && path[seg + 1] == '.') ||
+			    (n == 2 && path[seg + 1] == '.' &&
+			     path[seg + 2] == '.'))
+				return "has a '.' or '..' segment";
+			seg = i;
+			continue;
+		}
+		if (!ch)
+			return "holds a NUL byte";
+		if (ch < 0x21 || ch == 0x7f)
+			return "holds a space or a control byte";
+		if (ch == '%')
+			return "holds '%' (percent-encoding is not decoded; "
+			       "give the bytes themselves)";
+		if (ch == '?' || ch == '#')
+			return "holds '?' or '#', which end a request's path";
+	}
+	return NULL;
+}
+
+const char *stcp_content_type_check(const char *type, size_t len)
+{
+	if (!len)
+		return "is empty";
+	if (len > STCP_CONTENT_TYPE_MAX - 1)
+		return "is longer than 127 bytes";
+	if (type[0] == ' ')
+		return "starts with a space";
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)type[i];
+
+		if ((ch < 0x20 || ch >= 0x7f))
+			return "holds a control or non-ASCII byte";
+	}
+	return NULL;
+}
+
+uint64_t stcp_cache_blob_version(const struct stcp_cache *c, const char *path)
+{
+	struct stcp_cache_file *f = find_file((struct stcp_cache *)c, path);
+
+	return f && f->source == STCP_SRC_REDIS ? f->version : 0;
+}
+
+/* Retires the range responses built for the object whose 200 slot is
+ * slot200: the slot goes back to the pool after the grace period, and an
+ * entry naming it must not answer for its next owner. */
+static void ranges_retire_slot(struct stcp_cache *c, uint32_t slot200)
+{
+	size_t i = 0;
+
+	while (i < c->nranges) {
+		if (c->ranges[i].key.slot == slot200)
+			range_retire(c, i); /* moves the last one to i */
+		else
+			i++;
+	}
+}
+
+/* Puts nf in the sorted list, in place of old (same path) if given. */
+static void list_put(struct stcp_cache *c, struct stcp_cache_file *old,
+		     const struct stcp_cache_file *nf)
+{
+	size_t i;
+
+	if (old) {
+		*old = *nf;
+		return;
+	}
+	for (i = c->nfiles; i > 0 && strcmp(c->files[i - 1].path, nf->path) > 0;
+	     i--)
+		;
+	memmove(&c->files[i + 1], &c->files[i],
+		(c->nfiles - i) * sizeof(*c->files));
+	c->files[i] = *nf;
+	c->nfiles++;
+}
+
+static void blob_init(struct stcp_cache_file *f, const char *path)
+{
+	size_t plen = strlen(path);
+
+	memset(f, 0, sizeof(*f));
+	memcpy(f->path, path, plen + 1);
+	f->has_index = plen >= sizeof(INDEX_NAME) &&
+		       !strcmp(path + plen - strlen(INDEX_NAME), INDEX_NAME) &&
+		       path[plen - strlen(INDEX_NAME) - 1] == '/';
+	held_init(&f->h);
+}
+
+int stcp_cache_blob_put(struct stcp_cache *c, const struct stcp_cache_blob *b)
+{
+	size_t plen = strnlen(b->path, STCP_PATH_LEN);
+	const struct obj_src src = { .fd = -1, .buf = b->body };
+	struct stcp_cache_file *old;
+	struct stcp_cache_file nf;
+	const char *why;
+	int err;
+
+	why = stcp_content_path_check(b->path, plen);
+	if (!why && b->type && b->type[0])
+		why = stcp_content_type_check(b->type, strlen(b->type));
+	if (!why && !b->version)
+		why = "has no version";
+	if (why) {
+		log_warn("redis: object '%.*s' %s; skipped", (int)plen, b->path,
+			 why);
+		return 1;
+	}
+	old = find_file(c, b->path);
+	if (old && old->source == STCP_SRC_REDIS && old->version == b->version)
+		return 0;
+	if (!old && c->nfiles >= max_files(c) - 1) {
+		log_warn("%s: no free response slot (stcp_resps has %u, %d "
+			 "per object); skipped",
+			 b->path, c->nresps, STCP_VARIANTS);
+		return 1;
+	}
+	blob_init(&nf, b->path);
+	nf.source = STCP_SRC_REDIS;
+	nf.version = b->version;
+	nf.size = b->size;
+	nf.mtime_ns = b->mtime_ns;
+	if (b->type)
+		snprintf(nf.type, sizeof(nf.type), "%s", b->type);
+	err = store_object(c, &src, &nf);
+	if (err) {
+		if (err > 0 && old)
+			log_warn("%s: keeping the version loaded before",
+				 b->path);
+		return err;
+	}
+	err = publish(c, &nf);
+	if (err)
+		log_err("%s: cannot write %s: %s", b->path, STCP_MAP_OBJECTS,
+			strerror(-err));
+	if (old) {
+		/* Downloads of the old version may still read its pages. */
+		ranges_retire_slot(c, old->h.resp[STCP_V_200_CLOSE]);
+		held_retire(c, &old->h);
+	}
+	/* Possibly published in part: kept, like a good one. */
+	list_put(c, old, &nf);
+	return err;
+}
+
+/* The file under the root at path, stored into f (not published); 0, or
+ * nonzero when there is none that can be stored. */
+static int root_file_load(struct stcp_cache *c, const char *path,
+			  struct stcp_cache_file *f)
+{
+	const char *name = strrchr(path, '/') + 1;
+	char dir[STCP_PATH_LEN];
+	struct stat st;
+	int dfd, fd, err;
+
+	if (c->rootfd < 0)
+		return -ENOENT;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(name - path), path);
+	dfd = open_beneath(c->rootfd, dir);
+	if (dfd < 0)
+		return dfd;
+	fd = openat(dfd, name, FILE_OPEN_FLAGS);
+	err = fd < 0 ? -errno : 0;
+	close(dfd);
+	if (err)
+		return err;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -ENOENT;
+	}
+	blob_init(f, path);
+	err = store_file(c, fd, &st, f);
+	close(fd);
+	return err;
+}
+
+static int path_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, *(const char *const *)elem);
+}
+
+int stcp_cache_blob_prune(struct stcp_cache *c, const char *const *keep,
+			  size_t n)
+{
+	int removed = 0;
+	size_t i = 0;
+
+	while (i < c->nfiles) {
+		struct stcp_cache_file *f = &c->files[i];
+		struct stcp_cache_file nf;
+		struct held h;
+
+		if (f->source != STCP_SRC_REDIS ||
+		    (n && bsearch(f->path, keep, n, sizeof(*keep), path_cmp))) {
+			i++;
+			continue;
+		}
+		h = f->h;
+		ranges_retire_slot(c, h.resp[STCP_V_200_CLOSE]);
+		if (!root_file_load(c, f->path, &nf) && !publish(c, &nf)) {
+			/* The file takes the path over: entries switched. */
+			log_debug("%s: served from the root again", f->path);
+			*f = nf;
+			i++;
+		} else {
+			unpublish(c, f);
+			memmove(f, f + 1, (c->nfiles - i - 1) * sizeof(*f));
+			c->nfiles--;
+		}
+		held_retire(c, &h);
+		removed++;
+	}
+	return removed;
 }
 
 /* ---- readers (stcpctl, tests) ---- */

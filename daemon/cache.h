@@ -37,6 +37,7 @@ struct stcp_cache_stats {
 	uint32_t resident; /* files whose bytes are in pages now */
 	uint64_t evictions; /* files evicted to make room, ever */
 	uint64_t fills;	    /* files loaded again for a cache miss, ever */
+	uint32_t redis;	    /* cached objects that came from Redis */
 	/* The last load: */
 	uint32_t added, changed, removed, unchanged, skipped;
 };
@@ -77,6 +78,17 @@ struct stcp_cache {
 	 * of what to evict; -1: evict the longest resident first. */
 	int slot_use_fd;
 	int rootfd; /* the root of the last load, for stcp_cache_fill */
+	/*
+	 * The bytes of an object of another source (Redis, stcpd's
+	 * content_redis.c), for a cache miss or a range: *buf (malloc'd,
+	 * the caller frees it) and *len of version `version` of path.
+	 * -ESTALE when the source holds another version now, -ENOENT when
+	 * it holds none, another negative errno when it cannot be read.
+	 * NULL: such objects cannot be read again (-ENOENT).
+	 */
+	int (*blob_fetch)(void *ctx, const char *path, uint64_t version,
+			  uint8_t **buf, uint64_t *len);
+	void *blob_ctx;
 	/* Range responses (stcp_ranges of the attached program, -1 until
 	 * then): built on demand, at most STCP_MAX_RANGES, the oldest
 	 * retired first, all of them at every load. */
@@ -135,6 +147,55 @@ void stcp_cache_get_stats(const struct stcp_cache *c,
 
 /* The Content-Type for a path, by its extension (case-insensitive). */
 const char *stcp_content_type(const char *path);
+
+/*
+ * Objects of another source than the root: Redis (stcpd --redis, `stcpctl
+ * content add`). Stored with the same responses as files (four variants,
+ * ETag "rVERSION-SIZE-MTIMENS" in hex, Last-Modified from mtime_ns), in
+ * the same pages and slots, evicted and reloaded (through blob_fetch) the
+ * same way, and replaced through the same grace period. At a path that
+ * also names a file under the root, the blob wins; when the blob goes, the
+ * file comes back (read from the root of the last load).
+ */
+#define STCP_CONTENT_TYPE_MAX 128 /* with its NUL */
+struct stcp_cache_blob {
+	const char *path; /* stcp_content_path_check() */
+	const uint8_t *body;
+	uint64_t size;
+	const char *type; /* NULL or "": by the path's extension */
+	uint64_t version; /* > 0; a new one for every change */
+	uint64_t mtime_ns;
+};
+
+/*
+ * Whether path may name a blob: starts with '/', 2..STCP_PATH_LEN - 1
+ * bytes, none of them NUL, controls, space, DEL, '%' (the fast path does
+ * not decode percent-encoding), '?' or '#' (they end the path in a
+ * request); no empty, "." or ".." segment (clients remove dot segments
+ * before sending), and no trailing '/' (a directory is served from its
+ * index.html). NULL when it may, else why not.
+ */
+const char *stcp_content_path_check(const char *path, size_t len);
+/* A Content-Type value: 1..STCP_CONTENT_TYPE_MAX - 1 visible ASCII bytes
+ * or spaces, not starting with a space. NULL when fine, else why not. */
+const char *stcp_content_type_check(const char *type, size_t len);
+/* The version of the blob cached at path, 0 when there is none. */
+uint64_t stcp_cache_blob_version(const struct stcp_cache *c, const char *path);
+/*
+ * Stores b, or a new version of it, in new pages and slots, and points its
+ * stcp_objects entries at them; what it replaces (an older version, or a
+ * file under the root at the same path) goes through the grace period.
+ * Returns 0, 1 when it was not stored (with a warning; an older version
+ * stays), or a negative errno for the maps.
+ */
+int stcp_cache_blob_put(struct stcp_cache *c, const struct stcp_cache_blob *b);
+/*
+ * Removes every blob whose path is not among keep[0..n) (sorted by
+ * strcmp), putting the root's file at that path back when there is one.
+ * Returns how many were removed.
+ */
+int stcp_cache_blob_prune(struct stcp_cache *c, const char *const *keep,
+			  size_t n);
 
 /*
  * Reads slot's stcp_resp and its header page; hdr gets the hdr_len header

@@ -556,36 +556,26 @@ static const char *sync_note(enum sync_result res, bool created)
 	}
 }
 
-/* Connects, authenticates if asked to, and takes the shared keys. */
-static void link_up(struct stcp_keyd *kd)
+redisContext *stcp_redis_connect(const struct stcp_redis_addr *a, char *why,
+				 size_t len)
 {
 	struct timeval tv = { .tv_sec = 0, .tv_usec = IO_TIMEOUT_MS * 1000 };
 	const char *pass = getenv("STCP_REDIS_PASSWORD");
 	const char *user = getenv("STCP_REDIS_USER");
-	enum sync_result res;
 	redisContext *c;
-	bool created;
-	char why[160];
 
-	if (kd->addr.is_unix)
-		c = redisConnectUnixWithTimeout(kd->addr.path, tv);
+	if (a->is_unix)
+		c = redisConnectUnixWithTimeout(a->path, tv);
 	else
-		c = redisConnectWithTimeout(kd->addr.host, kd->addr.port, tv);
+		c = redisConnectWithTimeout(a->host, a->port, tv);
 	if (!c || c->err) {
-		snprintf(why, sizeof(why), "%s",
-			 c ? c->errstr : "out of memory");
-		if (c)
-			redisFree(c);
-		link_lost(kd, why);
-		return;
+		snprintf(why, len, "%s", c ? c->errstr : "out of memory");
+		goto fail;
 	}
 	if (redisSetTimeout(c, tv) != REDIS_OK) {
-		redisFree(c);
-		link_lost(kd, "cannot set the command timeout");
-		return;
+		snprintf(why, len, "cannot set the command timeout");
+		goto fail;
 	}
-	kd->rc = c;
-	kd->reply_err[0] = '\0'; /* error replies: once per connection */
 	if (pass && *pass) {
 		const char *argv[3] = { "AUTH" };
 		size_t lens[3];
@@ -597,18 +587,43 @@ static void link_up(struct stcp_keyd *kd)
 		argv[argc++] = pass;
 		for (int i = 0; i < argc; i++)
 			lens[i] = strlen(argv[i]);
-		r = command(kd, argc, argv, lens);
-		if (!r)
-			return;
+		r = redisCommandArgv(c, argc, argv, lens);
+		if (!r || c->err) {
+			snprintf(why, len, "AUTH: %s",
+				 c->err ? c->errstr : "no reply");
+			if (r)
+				freeReplyObject(r);
+			goto fail;
+		}
 		if (r->type == REDIS_REPLY_ERROR) {
-			snprintf(why, sizeof(why), "AUTH: %.*s", (int)r->len,
-				 r->str);
+			snprintf(why, len, "AUTH: %.*s", (int)r->len, r->str);
 			freeReplyObject(r);
-			link_lost(kd, why);
-			return;
+			goto fail;
 		}
 		freeReplyObject(r);
 	}
+	return c;
+fail:
+	if (c)
+		redisFree(c);
+	return NULL;
+}
+
+/* Connects, authenticates if asked to, and takes the shared keys. */
+static void link_up(struct stcp_keyd *kd)
+{
+	enum sync_result res;
+	redisContext *c;
+	bool created;
+	char why[160];
+
+	c = stcp_redis_connect(&kd->addr, why, sizeof(why));
+	if (!c) {
+		link_lost(kd, why);
+		return;
+	}
+	kd->rc = c;
+	kd->reply_err[0] = '\0'; /* error replies: once per connection */
 	res = sync_full(kd, &created);
 	if (!kd->rc)
 		return; /* lost again, logged */
@@ -1026,4 +1041,17 @@ long stcp_keyd_timeout_ms(const struct stcp_keyd *kd)
 void stcp_keyd_get_stats(const struct stcp_keyd *kd, struct stcp_keyd_stats *st)
 {
 	*st = kd->st;
+}
+
+bool stcp_keyd_connected(const struct stcp_keyd *kd)
+{
+	return kd && kd->rc;
+}
+
+redisReply *stcp_keyd_command(struct stcp_keyd *kd, int argc, const char **argv,
+			      const size_t *lens)
+{
+	if (!kd || !kd->rc)
+		return NULL;
+	return command(kd, argc, argv, lens);
 }

@@ -77,4 +77,26 @@ long stcp_keyd_timeout_ms(const struct stcp_keyd *kd);
 void stcp_keyd_get_stats(const struct stcp_keyd *kd,
 			 struct stcp_keyd_stats *st);
 
+/*
+ * The keeper's link, for the other users of the same Redis (the content
+ * source, content_redis.c), so that one connection, one reconnection
+ * schedule and one outage warning serve both. stcp_keyd_command() returns
+ * NULL while the link is down, and when the command fails on the link
+ * (which it then drops, logs as the keeper does, and reconnects later);
+ * an error reply is returned like any other.
+ */
+struct redisReply;
+struct redisContext;
+bool stcp_keyd_connected(const struct stcp_keyd *kd);
+struct redisReply *stcp_keyd_command(struct stcp_keyd *kd, int argc,
+				     const char **argv, const size_t *lens);
+
+/*
+ * A connection of one's own (stcpctl): the 500 ms connect and command
+ * timeouts, and AUTH from STCP_REDIS_USER and STCP_REDIS_PASSWORD as
+ * stcpd does. NULL and why on failure.
+ */
+struct redisContext *stcp_redis_connect(const struct stcp_redis_addr *a,
+					char *why, size_t len);
+
 #endif /* STCP_REDIS_KEYS_H */

@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <linux/if_link.h>
@@ -16,16 +17,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <hiredis/hiredis.h>
 #include <json-c/json.h>
 #include <xdp/libxdp.h>
 
 #include "cache.h"
 #include "common.h"
+#include "content_redis.h"
+#include "redis_keys.h"
 
 #ifndef STCP_VERSION
 #define STCP_VERSION "0.1.0"
@@ -45,6 +50,15 @@ struct ctl {
 	const char *pin_dir;
 	bool json;
 	struct stcp_maps m;
+	const char *redis;	  /* --redis, for content add|rm */
+	const char *redis_prefix; /* --redis-prefix */
+	const char *type;	  /* --type, for content add */
+};
+
+enum {
+	OPT_REDIS = 0x100,
+	OPT_REDIS_PREFIX,
+	OPT_TYPE,
 };
 
 /* Command handlers get the words after the command name and return the
@@ -80,8 +94,18 @@ static const struct cmd_desc cmd_table[] = {
 	  "make stcpd read its --root again (SIGHUP to the daemon pid in "
 	  "stcp_cfg) and wait until it has" },
 	{ "content", "content ls",
-	  "the cached objects: path, size, ETag, response slots with their "
-	  "gens, Content-Type (-j: a JSON array)" },
+	  "the cached objects: path, size, source (root or redis), ETag, "
+	  "response slots with their gens, Content-Type (-j: a JSON array)" },
+	{ "content", "content add PATH FILE",
+	  "store FILE ('-': standard input) in Redis (--redis) as the object "
+	  "at PATH, served by every stcpd on that Redis and prefix within a "
+	  "second, over a file under its --root at PATH; --type TYPE sets its "
+	  "Content-Type (default: from PATH's extension). PATH starts with "
+	  "'/', has at most 191 bytes, no '%', '?', '#', space or control "
+	  "byte, no '.', '..' or empty segment, and does not end with '/'" },
+	{ "content", "content rm PATH",
+	  "remove the object at PATH from Redis (--redis); stcpd then serves "
+	  "the file under its --root at PATH again, if any, else 404" },
 	{ "help", "help [COMMAND]", "this text, or one command's" },
 };
 
@@ -95,6 +119,9 @@ struct opt_desc {
 	const char *help;
 };
 
+#define REDIS_EXAMPLE                                                          \
+	"e.g. --redis 127.0.0.1:6379 or --redis unix:/run/redis/redis.sock"
+
 static const struct opt_desc opt_table[] = {
 	{ "pin-dir", required_argument, 'p', "DIR",
 	  "where the maps are pinned (default $STCP_PIN_DIR, else " STCP_PIN_DIR
@@ -102,6 +129,16 @@ static const struct opt_desc opt_table[] = {
 	{ "json", no_argument, 'j', NULL,
 	  "print JSON instead of text (one object; an array for content "
 	  "ls)" },
+	{ "redis", required_argument, OPT_REDIS, "ADDR",
+	  "the Redis of 'content add|rm': HOST:PORT, [V6ADDR]:PORT or "
+	  "unix:PATH, as given to stcpd (AUTH from STCP_REDIS_USER and "
+	  "STCP_REDIS_PASSWORD)" },
+	{ "redis-prefix", required_argument, OPT_REDIS_PREFIX, "P",
+	  "prefix of the Redis keys, as given to stcpd "
+	  "(default " STCP_REDIS_DEFAULT_PREFIX ")" },
+	{ "type", required_argument, OPT_TYPE, "TYPE",
+	  "'content add': the object's Content-Type, e.g. --type "
+	  "'text/html; charset=utf-8'" },
 	{ "verbose", no_argument, 'v', NULL,
 	  "more log output on stderr; repeat for libbpf's and libxdp's" },
 	{ "help", no_argument, 'h', NULL, "show this help and exit" },
@@ -139,8 +176,13 @@ static void usage(FILE *f)
 		const struct opt_desc *o = &opt_table[i];
 		char head[48];
 
-		snprintf(head, sizeof(head), "-%c, --%s%s%s", o->val, o->name,
-			 o->arg ? " " : "", o->arg ? o->arg : "");
+		if (o->val < 0x100)
+			snprintf(head, sizeof(head), "-%c, --%s%s%s", o->val,
+				 o->name, o->arg ? " " : "",
+				 o->arg ? o->arg : "");
+		else
+			snprintf(head, sizeof(head), "    --%s%s%s", o->name,
+				 o->arg ? " " : "", o->arg ? o->arg : "");
 		fprintf(f, "  %-22s", head);
 		stcp_print_wrapped(f, o->help, 25);
 	}
@@ -149,7 +191,8 @@ static void usage(FILE *f)
 		   "and a port,\n" LISTEN_EXAMPLE ".\n"
 		   "\n"
 		   "Exit status: 0 success, 1 runtime error (no maps, "
-		   "permissions, BPF),\n2 usage error.\n");
+		   "permissions, BPF,\nRedis unreachable, FILE unreadable, no "
+		   "such object), 2 usage error.\n");
 }
 
 static void cmd_usage(FILE *f, const char *name)
@@ -1133,6 +1176,11 @@ fail:
 	return err;
 }
 
+static const char *source_name(const struct stcp_obj *o)
+{
+	return o->source == STCP_SRC_REDIS ? "redis" : "root";
+}
+
 /* "host/path" for a host-specific object, else the path. */
 static void content_name(const struct content_row *r, char *buf, size_t len)
 {
@@ -1160,6 +1208,9 @@ static void content_json(const struct content_row *rows, int n)
 				       json_object_new_uint64(r->obj.size));
 		json_object_object_add(o, "mtime_ns",
 				       json_object_new_uint64(r->obj.mtime));
+		json_object_object_add(
+			o, "source",
+			json_object_new_string(source_name(&r->obj)));
 		json_object_object_add(o, "content_type",
 				       r->type[0] ?
 					       json_object_new_string(r->type) :
@@ -1213,8 +1264,9 @@ static void content_text(const struct content_row *rows, int n)
 			w = (int)strlen(name);
 	}
 	if (n)
-		printf("%-*s %10s  %-34s %-27s %s\n", w, "PATH", "SIZE", "ETAG",
-		       "SLOT:GEN (200c 200k 304c 304k)", "TYPE");
+		printf("%-*s %10s %-6s %-34s %-27s %s\n", w, "PATH", "SIZE",
+		       "SOURCE", "ETAG", "SLOT:GEN (200c 200k 304c 304k)",
+		       "TYPE");
 	for (int i = 0; i < n; i++) {
 		const struct content_row *r = &rows[i];
 		size_t used = 0;
@@ -1231,11 +1283,239 @@ static void content_text(const struct content_row *rows, int n)
 			used += (size_t)k;
 		}
 		content_name(r, name, sizeof(name));
-		printf("%-*s %10llu  %-34s %-27s %s\n", w, name,
-		       (unsigned long long)r->obj.size,
+		printf("%-*s %10llu %-6s %-34s %-27s %s\n", w, name,
+		       (unsigned long long)r->obj.size, source_name(&r->obj),
 		       r->etag[0] ? r->etag : "-", slots,
 		       r->type[0] ? r->type : "-");
 	}
+}
+
+/* ---- content add|rm: Redis ---- */
+
+/* FILE, or standard input for "-", whole; *buf malloc'd. */
+static int read_input(const char *file, uint8_t **buf, size_t *len)
+{
+	size_t cap = 0, n = 0;
+	uint8_t *b = NULL;
+	struct stat st;
+	int fd, err = 0;
+
+	fd = strcmp(file, "-") ? open(file, O_RDONLY | O_CLOEXEC) : 0;
+	if (fd < 0)
+		return -errno;
+	if (!fstat(fd, &st) && S_ISDIR(st.st_mode)) {
+		err = -EISDIR;
+		goto out;
+	}
+	for (;;) {
+		ssize_t got;
+
+		if (n == cap) {
+			void *p;
+
+			if (cap >= STCP_CONTENT_MAX_BODY) {
+				err = -EFBIG;
+				goto out;
+			}
+			cap = cap ? 2 * cap : 65536;
+			p = realloc(b, cap);
+			if (!p) {
+				err = -ENOMEM;
+				goto out;
+			}
+			b = p;
+		}
+		got = read(fd, b + n, cap - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			err = -errno;
+			goto out;
+		}
+		if (!got)
+			break;
+		n += (size_t)got;
+	}
+	if (n > STCP_CONTENT_MAX_BODY)
+		err = -EFBIG;
+out:
+	if (fd > 0)
+		close(fd);
+	if (err) {
+		free(b);
+		return err;
+	}
+	*buf = b;
+	*len = n;
+	return 0;
+}
+
+static redisContext *redis_open(const struct ctl *c)
+{
+	struct stcp_redis_addr a;
+	redisContext *rc;
+	char why[160];
+
+	stcp_redis_addr_parse(c->redis, &a); /* checked by parse_args */
+	rc = stcp_redis_connect(&a, why, sizeof(why));
+	if (!rc)
+		log_err("cannot reach Redis at %s: %s", c->redis, why);
+	return rc;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* s for an error line: bytes other than visible ASCII as \xNN. */
+static const char *printable(const char *s, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	for (; *s && used + 5 < len; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch > 0x20 && ch < 0x7f)
+			buf[used++] = (char)ch;
+		else
+			used += (size_t)snprintf(buf + used, len - used,
+						 "\\x%02x", ch);
+	}
+	buf[used] = '\0';
+	return buf;
+}
+
+/* PATH and the Redis options, common to add and rm; 0 or the exit code. */
+static int content_args(const struct ctl *c, const char *sub, const char *path)
+{
+	char buf[4 * STCP_PATH_LEN];
+	const char *why;
+
+	why = stcp_content_path_check(path, strlen(path));
+	if (why)
+		return usage_error("content %s: PATH '%s' %s", sub,
+				   printable(path, buf, sizeof(buf)), why);
+	if (!c->redis)
+		return usage_error("content %s needs --redis HOST:PORT or "
+				   "unix:PATH (the Redis stcpd was given)",
+				   sub);
+	return 0;
+}
+
+static int content_add(struct ctl *c, int argc, char **argv)
+{
+	const char *prefix =
+		c->redis_prefix ? c->redis_prefix : STCP_REDIS_DEFAULT_PREFIX;
+	uint8_t *body = NULL;
+	redisContext *rc = NULL;
+	uint64_t version = 0;
+	char why[256];
+	size_t len = 0;
+	int err, ret = EXIT_RUNTIME;
+
+	if (argc != 3)
+		return usage_error("content add needs PATH and FILE ('-' for "
+				   "standard input), e.g. 'stcpctl --redis "
+				   "127.0.0.1:6379 content add /a.css a.css'");
+	err = content_args(c, "add", argv[1]);
+	if (err)
+		return err;
+	if (c->type && stcp_content_type_check(c->type, strlen(c->type))) {
+		char buf[4 * STCP_CONTENT_TYPE_MAX];
+
+		return usage_error(
+			"--type '%s' %s", printable(c->type, buf, sizeof(buf)),
+			stcp_content_type_check(c->type, strlen(c->type)));
+	}
+	err = read_input(argv[2], &body, &len);
+	if (err) {
+		if (err == -EFBIG)
+			log_err("%s: larger than %llu MiB, the most a Redis "
+				"string holds",
+				argv[2], STCP_CONTENT_MAX_BODY >> 20);
+		else
+			log_err("%s: %s", argv[2], strerror(-err));
+		return EXIT_RUNTIME;
+	}
+	rc = redis_open(c);
+	if (!rc)
+		goto out;
+	err = stcp_content_redis_add(rc, prefix, argv[1], body, len, c->type,
+				     now_ns(), &version, why, sizeof(why));
+	if (err) {
+		log_err("cannot store %s in Redis at %s: %s", argv[1], c->redis,
+			why);
+		goto out;
+	}
+	if (c->json) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "path",
+				       json_object_new_string(argv[1]));
+		json_object_object_add(o, "size", json_object_new_uint64(len));
+		json_object_object_add(o, "version",
+				       json_object_new_uint64(version));
+		print_json(o);
+	} else {
+		printf("added %s (%zu bytes), version %llu\n", argv[1], len,
+		       (unsigned long long)version);
+	}
+	ret = 0;
+out:
+	if (rc)
+		redisFree(rc);
+	free(body);
+	return ret;
+}
+
+static int content_rm(struct ctl *c, int argc, char **argv)
+{
+	const char *prefix =
+		c->redis_prefix ? c->redis_prefix : STCP_REDIS_DEFAULT_PREFIX;
+	redisContext *rc;
+	uint64_t gen = 0;
+	char why[256];
+	int err;
+
+	if (argc != 2)
+		return usage_error("content rm needs one PATH, e.g. 'stcpctl "
+				   "--redis 127.0.0.1:6379 content rm /a.css'");
+	err = content_args(c, "rm", argv[1]);
+	if (err)
+		return err;
+	rc = redis_open(c);
+	if (!rc)
+		return EXIT_RUNTIME;
+	err = stcp_content_redis_rm(rc, prefix, argv[1], &gen, why,
+				    sizeof(why));
+	redisFree(rc);
+	if (err == -ENOENT) {
+		log_err("%s: no such object in Redis at %s (prefix %s)",
+			argv[1], c->redis, prefix);
+		return EXIT_RUNTIME;
+	}
+	if (err) {
+		log_err("cannot remove %s from Redis at %s: %s", argv[1],
+			c->redis, why);
+		return EXIT_RUNTIME;
+	}
+	if (c->json) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "path",
+				       json_object_new_string(argv[1]));
+		json_object_object_add(o, "generation",
+				       json_object_new_uint64(gen));
+		print_json(o);
+	} else {
+		printf("removed %s; content generation %llu\n", argv[1],
+		       (unsigned long long)gen);
+	}
+	return 0;
 }
 
 static int cmd_content(struct ctl *c, int argc, char **argv)
@@ -1244,10 +1524,16 @@ static int cmd_content(struct ctl *c, int argc, char **argv)
 	int n;
 
 	if (!argc)
-		return usage_error("content needs a subcommand: ls");
+		return usage_error("content needs a subcommand: ls, add or rm");
+	if (c->type && strcmp(argv[0], "add"))
+		return usage_error("--type goes with 'content add' only");
+	if (!strcmp(argv[0], "add"))
+		return content_add(c, argc, argv);
+	if (!strcmp(argv[0], "rm"))
+		return content_rm(c, argc, argv);
 	if (strcmp(argv[0], "ls") && strcmp(argv[0], "list"))
 		return usage_error("unknown content subcommand '%s' (expected "
-				   "ls)",
+				   "ls, add or rm)",
 				   argv[0]);
 	if (argc > 1)
 		return usage_error("content ls takes no arguments");
@@ -1325,6 +1611,8 @@ static int parse_args(int argc, char **argv, struct ctl *c, bool *help)
 		longopts[i].name = opt_table[i].name;
 		longopts[i].has_arg = opt_table[i].has_arg;
 		longopts[i].val = opt_table[i].val;
+		if (opt_table[i].val >= 0x100)
+			continue;
 		optstring[n++] = (char)opt_table[i].val;
 		if (opt_table[i].has_arg == required_argument)
 			optstring[n++] = ':';
@@ -1344,6 +1632,28 @@ static int parse_args(int argc, char **argv, struct ctl *c, bool *help)
 		case 'j':
 			c->json = true;
 			break;
+		case OPT_REDIS: {
+			struct stcp_redis_addr ra;
+
+			if (stcp_redis_addr_parse(optarg, &ra))
+				return usage_error("--redis %s: expected "
+						   "HOST:PORT or "
+						   "unix:PATH, " REDIS_EXAMPLE,
+						   optarg);
+			c->redis = optarg;
+			break;
+		}
+		case OPT_REDIS_PREFIX:
+			if (!*optarg)
+				return usage_error(
+					"--redis-prefix: expected a "
+					"non-empty prefix, e.g. "
+					"--redis-prefix stcp:site1:");
+			c->redis_prefix = optarg;
+			break;
+		case OPT_TYPE:
+			c->type = optarg;
+			break;
 		case 'v':
 			if (stcp_log_threshold < STCP_LOG_DEBUG)
 				stcp_log_threshold++;
@@ -1355,16 +1665,27 @@ static int parse_args(int argc, char **argv, struct ctl *c, bool *help)
 			printf("stcpctl %s\n", STCP_VERSION);
 			return 0;
 		case ':':
+			if (optopt == OPT_REDIS)
+				return usage_error("--redis needs a "
+						   "value, " REDIS_EXAMPLE);
+			if (optopt == OPT_REDIS_PREFIX)
+				return usage_error("--redis-prefix needs a "
+						   "value, e.g. --redis-prefix "
+						   "stcp:site1:");
+			if (optopt == OPT_TYPE)
+				return usage_error("--type needs a value, e.g. "
+						   "--type text/css");
 			return usage_error("--pin-dir needs a value, e.g. "
 					   "--pin-dir /sys/fs/bpf/stcp");
 		default:
-			if (optopt > 0 && optopt != 'p' && optopt != '?' &&
-			    strchr(optstring, optopt) &&
-			    !strncmp(argv[optind - 1], "--", 2))
+			if (optopt >= 0x100 ||
+			    (optopt > 0 && optopt != 'p' && optopt != '?' &&
+			     strchr(optstring, optopt) &&
+			     !strncmp(argv[optind - 1], "--", 2)))
 				return usage_error("%s: this option takes no "
 						   "value",
 						   argv[optind - 1]);
-			if (optopt > 0)
+			if (optopt > 0 && optopt < 0x100)
 				return usage_error("unknown option '-%c' (see "
 						   "'stcpctl --help')",
 						   optopt);
@@ -1403,6 +1724,8 @@ int main(int argc, char **argv)
 	if (!cmd)
 		return usage_error("no command given (try 'stcpctl status' or "
 				   "'stcpctl --help')");
+	if (c.type && strcmp(cmd, "content"))
+		return usage_error("--type goes with 'content add' only");
 	rc = -1;
 	for (size_t i = 0; i < sizeof(cmd_fns) / sizeof(cmd_fns[0]); i++) {
 		if (!strcmp(cmd, cmd_fns[i].name)) {

@@ -37,6 +37,7 @@
 #include "cache.h"
 #include "common.h"
 #include "config.h"
+#include "content_redis.h"
 #include "metrics.h"
 #include "reasm.h"
 #include "redis_keys.h"
@@ -100,8 +101,9 @@ static const struct opt_desc opt_table[] = {
 	  "content" },
 	{ "cache-mb", required_argument, OPT_CACHE_MB, "N", "--cache-mb 128",
 	  "size of the content cache in MiB, allocated when the maps are "
-	  "created (default 512 with --root, 256 KiB for the fixed error "
-	  "responses without; or the size of a cache already pinned). Content "
+	  "created (default 512 with --root or --redis, 256 KiB for the fixed "
+	  "error responses without; or the size of a cache already pinned). "
+	  "Content "
 	  "that does not fit is loaded on a request, evicting the least "
 	  "recently used" },
 	{ "mode", required_argument, 'm', "MODE", "--mode generic",
@@ -124,11 +126,15 @@ static const struct opt_desc opt_table[] = {
 	  "--redis unix:/run/redis/redis.sock",
 	  "share the MAC keys with every stcpd given the same Redis (and "
 	  "prefix): taken from it at start-up, created in it if missing, "
-	  "rotated through it; stcpd serves on with the keys it has while "
-	  "Redis is away. Default: a local key" },
+	  "rotated through it; and serve the objects stored there with "
+	  "'stcpctl content add' (polled every second; they win over files "
+	  "under --root at the same path). stcpd serves on with the keys and "
+	  "content it has while Redis is away. Default: a local key, no "
+	  "Redis content" },
 	{ "redis-prefix", required_argument, OPT_REDIS_PREFIX, "PREFIX",
 	  "--redis-prefix stcp:site1:",
-	  "prefix of the Redis keys (PREFIX\"keys\", PREFIX\"rotate-lock\"); "
+	  "prefix of the Redis keys (PREFIX\"keys\", PREFIX\"rotate-lock\", "
+	  "PREFIX\"content:...\"); "
 	  "default " STCP_REDIS_DEFAULT_PREFIX },
 	{ "key-rotate-s", required_argument, OPT_KEY_ROTATE_S, "N",
 	  "--key-rotate-s 600",
@@ -190,6 +196,7 @@ struct daemon {
 	struct stcp_connd *connd; /* stcp_conns entries in Redis, --redis */
 	struct conn_miss_note conn_notes[CONN_NOTES]; /* on_conn_miss() */
 	uint64_t conn_fetched, conn_dropped, conn_gone;
+	struct stcp_content_redis *content; /* --redis: objects from Redis */
 	struct stcp_metrics *metrics; /* NULL without --metrics */
 	struct ring_buffer *misses; /* stcp_misses of the attached program */
 	uint64_t miss_injected, miss_failed;
@@ -571,7 +578,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 				   "unix:PATH");
 	/* Without content only the fixed error responses need pages: do not
 	 * reserve the default cache's kernel memory for nothing. */
-	if (!c->root && !c->cache_mb_set)
+	if (!c->root && !c->keys.redis && !c->cache_mb_set)
 		c->cache_pages = NO_ROOT_PAGES;
 	return -1;
 }
@@ -965,9 +972,40 @@ static void log_cache(const struct daemon *d, bool reload)
 			 d->cfg->root, st.added, st.changed, st.removed,
 			 st.unchanged, st.skipped, st.pending, st.pending_pages,
 			 d->cache.grace_s);
-	log_info("cache: %u objects, %llu bytes in %u pages (of %u)",
-		 st.files, (unsigned long long)st.bytes, st.pages_used,
-		 st.npages);
+	if (d->content)
+		log_info("cache: %u objects, %llu bytes in %u pages (of %u); "
+			 "%u objects from Redis",
+			 st.files, (unsigned long long)st.bytes, st.pages_used,
+			 st.npages, st.redis);
+	else
+		log_info("cache: %u objects, %llu bytes in %u pages (of %u)",
+			 st.files, (unsigned long long)st.bytes, st.pages_used,
+			 st.npages);
+}
+
+/* --redis: the objects stored there, at start-up (after the root, which
+ * they win over) and whenever their generation moves. */
+static int start_content(struct daemon *d)
+{
+	const struct config *c = d->cfg;
+	int err;
+
+	if (!c->keys.redis)
+		return 0;
+	err = stcp_content_redis_new(&d->content, d->keyd,
+				     c->keys.prefix ? c->keys.prefix
+						    : STCP_REDIS_DEFAULT_PREFIX,
+				     &d->cache);
+	if (err) {
+		log_err("out of memory");
+		return err;
+	}
+	if (!stcp_keyd_connected(d->keyd))
+		log_info("content: the objects in Redis are loaded once %s is "
+			 "reachable",
+			 c->keys.redis);
+	stcp_content_redis_run(d->content, true);
+	return 0;
 }
 
 /* Writes the fixed responses and, with --root, loads the content. */
@@ -985,14 +1023,18 @@ static int fill_cache(struct daemon *d)
 	d->cache_init = true;
 	d->cache.keys_fd = bpf_map__fd(o->maps.stcp_keys);
 	d->cache.cfg_fd = bpf_map__fd(o->maps.stcp_cfg);
-	if (!c->root) {
+	if (c->root) {
+		err = stcp_cache_load(&d->cache, c->root);
+		if (err) {
+			note_load(d, true);
+			return err;
+		}
+	} else if (!c->keys.redis) {
 		log_debug("cache: no --root, no content");
-		note_load(d, false);
-		return 0;
 	}
-	err = stcp_cache_load(&d->cache, c->root);
+	err = start_content(d);
 	note_load(d, err != 0);
-	if (!err)
+	if (!err && (c->root || c->keys.redis))
 		log_cache(d, false);
 	return err;
 }
@@ -1001,21 +1043,34 @@ static int fill_cache(struct daemon *d)
 static void reload(struct daemon *d)
 {
 	const char *root = d->cfg->root;
-	int err;
+	int err = 0;
 
-	if (!root) {
-		log_warn("SIGHUP: stcpd runs without --root, there is no "
-			 "content to reload");
+	if (!root && !d->content) {
+		log_warn("SIGHUP: stcpd runs without --root or --redis, there "
+			 "is no content to reload");
 		note_load(d, true);
 		return;
 	}
-	log_info("SIGHUP: reloading %s", root);
-	err = stcp_cache_load(&d->cache, root);
-	if (!err)
-		log_cache(d, true);
-	else
-		log_warn("reloading %s failed; the cache keeps what it had",
-			 root);
+	if (root) {
+		log_info("SIGHUP: reloading %s", root);
+		err = stcp_cache_load(&d->cache, root);
+		if (!err)
+			log_cache(d, true);
+		else
+			log_warn("reloading %s failed; the cache keeps what it "
+				 "had",
+				 root);
+	}
+	/* The objects in Redis are read again too, changed or not. */
+	if (d->content) {
+		log_info("SIGHUP: reading the objects in Redis again");
+		if (!stcp_keyd_connected(d->keyd))
+			log_warn("SIGHUP: Redis is not reachable; the cache "
+				 "keeps the objects it has from there");
+		stcp_content_redis_run(d->content, true);
+		if (!root)
+			log_cache(d, false);
+	}
 	note_load(d, err != 0);
 }
 
@@ -1208,6 +1263,8 @@ static void teardown(struct daemon *d, bool clean)
 	const struct config *c = d->cfg;
 	bool keep = clean && c->keep_maps;
 
+	stcp_content_redis_free(d->content);
+	d->content = NULL;
 	stcp_keyd_free(d->keyd);
 	d->keyd = NULL;
 	if (d->connd) {
@@ -1274,11 +1331,15 @@ static void format_listen(const struct config *c, char *buf, size_t len)
 
 /* How long the loop may sleep: REAP_INTERVAL_S, or less when the key
  * keeper has work due (a Redis poll every second, a reconnect, a
- * scheduled rotation). */
+ * scheduled rotation) or the content source polls Redis. */
 static struct timespec loop_tick(const struct daemon *d)
 {
 	long ms = stcp_keyd_timeout_ms(d->keyd);
+	long cms = stcp_content_redis_timeout_ms(d->content);
 	struct timespec t = { .tv_sec = REAP_INTERVAL_S };
+
+	if (cms >= 0 && (ms < 0 || cms < ms))
+		ms = cms;
 
 	if (ms >= 0 && ms < REAP_INTERVAL_S * 1000L) {
 		t.tv_sec = ms / 1000;
@@ -1599,6 +1660,10 @@ static int serve(struct daemon *d, const sigset_t *sigs)
 		int n;
 
 		stcp_keyd_run(d->keyd);
+		if (d->content && stcp_content_redis_run(d->content, false)) {
+			log_cache(d, false);
+			publish_cache(d);
+		}
 		tick = loop_tick(d);
 		n = epoll_wait(ep, got, 2,
 			       (int)(tick.tv_sec * 1000 + tick.tv_nsec / 1000000));

@@ -133,6 +133,14 @@ struct stcp_obj {
 	 * (W/"..."): an If-None-Match equal to either gets the 304. */
 	__u64 etag_hash;
 	__u64 etag_weak_hash;
+	__u32 source; /* enum stcp_obj_source; the fast path ignores it */
+	__u32 pad;
+};
+
+/* Where stcpd took an object from (stcp_obj.source), for stcpctl. */
+enum stcp_obj_source {
+	STCP_SRC_ROOT = 0,  /* a file under --root */
+	STCP_SRC_REDIS = 1, /* in Redis: stcpd --redis, stcpctl content add */
 };
 
 /*

@@ -73,6 +73,7 @@ enum {
 
 static char root[64];
 static char root2[64];
+static char root3[64];
 static struct stcp_cache cache;
 static bool cache_ok; /* the first load worked: the later cases can run */
 static time_t fake_now = 1000;
@@ -147,13 +148,19 @@ static uint64_t mtime_ns(const struct stat *st)
 
 /* ---- reading the maps back, independently of daemon/cache.c ---- */
 
-static int lookup_obj(const char *path, struct stcp_obj *o)
+static int lookup_obj_in(struct unit_env *e, const char *path,
+			 struct stcp_obj *o)
 {
 	struct stcp_obj_key k;
 
 	memset(&k, 0, sizeof(k));
 	memcpy(k.path, path, strnlen(path, sizeof(k.path) - 1));
-	return bpf_map_lookup_elem(unit_main.m.objects, &k, o) ? -errno : 0;
+	return bpf_map_lookup_elem(e->m.objects, &k, o) ? -errno : 0;
+}
+
+static int lookup_obj(const char *path, struct stcp_obj *o)
+{
+	return lookup_obj_in(&unit_main, path, o);
 }
 
 static int read_resp(struct unit_env *e, uint32_t slot, struct stcp_resp *r)
@@ -1116,6 +1123,355 @@ static void case_restart(struct tcase *t)
 	stcp_cache_destroy(&cache);
 }
 
+/* ---- blobs: objects from another source (Redis) ---- */
+
+static void case_blob_checks(struct tcase *t)
+{
+	static const char *const good[] = {
+		"/a",
+		"/a.txt",
+		"/a/b/c.css",
+		"/x/index.html",
+		"/.well-known/x",
+		"/a..b",
+		"/...",
+		"/caf\xc3\xa9",
+	};
+	static const char *const bad[] = {
+		"",	 "a",	 "/",	    "/a/",    "//a",  "/a//b",
+		"/./a",	 "/a/.", "/a/../b", "/..",    "/a b", "/a\tb",
+		"/a%41", "/a?b", "/a#b",    "/a\x7f",
+	};
+	char longp[STCP_PATH_LEN + 1];
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		EXPECT(t, !stcp_content_path_check(good[i], strlen(good[i])),
+		       "'%s' refused: %s", good[i],
+		       stcp_content_path_check(good[i], strlen(good[i])));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		EXPECT(t, stcp_content_path_check(bad[i], strlen(bad[i])),
+		       "'%s' accepted", bad[i]);
+	EXPECT(t, stcp_content_path_check("/a\0b", 4), "a NUL accepted");
+	memset(longp, 'a', sizeof(longp));
+	longp[0] = '/';
+	EXPECT(t, !stcp_content_path_check(longp, STCP_PATH_LEN - 1),
+	       "191 bytes refused");
+	EXPECT(t, stcp_content_path_check(longp, STCP_PATH_LEN),
+	       "192 bytes accepted");
+	EXPECT(t, !stcp_content_type_check("text/html; charset=utf-8", 24),
+	       "a good type refused");
+	EXPECT(t, stcp_content_type_check("text/html\r\nX: y", 15),
+	       "CR LF in a type accepted");
+	EXPECT(t, stcp_content_type_check(" text/html", 10),
+	       "a leading space accepted");
+	EXPECT(t, stcp_content_type_check("", 0), "an empty type accepted");
+}
+
+/* The fake source of blob bytes for misses: one path, one version. */
+static struct {
+	const char *path;
+	uint64_t version;
+	const uint8_t *data;
+	size_t len;
+	int calls;
+} fake_src;
+
+static int fake_fetch(void *ctx, const char *path, uint64_t version,
+		      uint8_t **buf, uint64_t *len)
+{
+	(void)ctx;
+	fake_src.calls++;
+	if (!fake_src.path || strcmp(path, fake_src.path))
+		return -ENOENT;
+	if (version != fake_src.version)
+		return -ESTALE;
+	*buf = malloc(fake_src.len ? fake_src.len : 1);
+	if (!*buf)
+		return -ENOMEM;
+	memcpy(*buf, fake_src.data, fake_src.len);
+	*len = fake_src.len;
+	return 0;
+}
+
+/* The 200 of path, from the maps alone: body and header. */
+static int blob_read(const char *path, struct stcp_obj *o, uint8_t **body,
+		     char *hdr)
+{
+	struct stcp_resp r;
+	int err = lookup_obj_in(&unit_nokey, path, o);
+
+	if (err)
+		return err;
+	err = read_header(&unit_nokey, o->resp[STCP_V_200_CLOSE], &r, hdr);
+	if (err)
+		return err;
+	if (!(r.flags & STCP_RESP_VALID))
+		return -ENOENT;
+	*body = read_body(&unit_nokey, &r);
+	return *body ? 0 : -EIO;
+}
+
+static bool slot_valid(uint32_t slot)
+{
+	struct stcp_resp r = { 0 };
+
+	return !read_resp(&unit_nokey, slot, &r) && (r.flags & STCP_RESP_VALID);
+}
+
+/* Blobs beside a root: the blob wins, replaced versions keep their slots
+ * through the grace period, prune brings the file back, an index.html
+ * blob serves its directory. */
+static void case_blob_root(struct tcase *t)
+{
+	struct stcp_cache bc;
+	struct stcp_cache_blob b = { 0 };
+	struct stcp_obj o, o5, froot;
+	char hdr[STCP_PAGE_SIZE + 1], field_v[128];
+	uint8_t *body = NULL;
+	const char *keep[1];
+	int err;
+
+	snprintf(root3, sizeof(root3), "/tmp/stcp-unit-cache3.XXXXXX");
+	if (!mkdtemp(root3)) {
+		tc_fail(t, "mkdtemp: %s", strerror(errno));
+		root3[0] = '\0';
+		return;
+	}
+	err = write_at(root3, "a.txt", (const uint8_t *)"root a\n", 7, NULL);
+	err = err
+		      ?: write_at(root3, "only.txt", (const uint8_t *)"o\n", 2,
+				  NULL);
+	if (err) {
+		tc_fail(t, "writing the files: %s", strerror(-err));
+		return;
+	}
+	err = stcp_cache_init(&bc, unit_nokey.m.pages, unit_nokey.m.resps,
+			      unit_nokey.m.objects);
+	if (err) {
+		tc_fail(t, "stcp_cache_init: %s", strerror(-err));
+		return;
+	}
+	bc.clock = fake_clock;
+	bc.key_gen = fake_key_gen;
+	err = stcp_cache_load(&bc, root3);
+	EXPECT(t, !err, "load: %s", strerror(-err));
+	if (lookup_obj_in(&unit_nokey, "/a.txt", &froot)) {
+		tc_fail(t, "/a.txt from the root missing");
+		goto out;
+	}
+	EXPECT(t, froot.source == STCP_SRC_ROOT, "root file: source %u",
+	       froot.source);
+
+	b.path = "/a.txt";
+	b.body = (const uint8_t *)"blob a 5";
+	b.size = 8;
+	b.version = 5;
+	b.mtime_ns = 1700000000123456789ull;
+	err = stcp_cache_blob_put(&bc, &b);
+	EXPECT(t, !err, "put v5: %d", err);
+	if (blob_read("/a.txt", &o5, &body, hdr)) {
+		tc_fail(t, "/a.txt v5 unreadable");
+		goto out;
+	}
+	EXPECT(t,
+	       o5.source == STCP_SRC_REDIS && o5.size == 8 &&
+		       !memcmp(body, "blob a 5", 8),
+	       "v5: source %u size %llu", o5.source,
+	       (unsigned long long)o5.size);
+	free(body);
+	body = NULL;
+	EXPECT(t,
+	       stcp_hdr_field(hdr, "ETag", field_v, sizeof(field_v)) &&
+		       !strncmp(field_v, "\"r5-8-", 6),
+	       "v5 ETag %s", field_v);
+	EXPECT(t,
+	       stcp_hdr_field(hdr, "Content-Type", field_v, sizeof(field_v)) &&
+		       !strcmp(field_v, "text/plain; charset=utf-8"),
+	       "v5 type by extension: %s", field_v);
+	EXPECT(t,
+	       stcp_hdr_field(hdr, "Last-Modified", field_v, sizeof(field_v)) &&
+		       !strcmp(field_v, "Tue, 14 Nov 2023 22:13:20 GMT"),
+	       "v5 Last-Modified %s", field_v);
+	for (int v = 0; v < STCP_VARIANTS; v++)
+		EXPECT(t, slot_valid(froot.resp[v]),
+		       "the replaced file's slot %u rewritten in its grace "
+		       "period",
+		       froot.resp[v]);
+	EXPECT(t,
+	       stcp_cache_blob_version(&bc, "/a.txt") == 5 &&
+		       stcp_cache_blob_version(&bc, "/only.txt") == 0,
+	       "blob versions");
+	/* The same version again: nothing moves. */
+	EXPECT(t, !stcp_cache_blob_put(&bc, &b), "put v5 again");
+	EXPECT(t,
+	       !lookup_obj_in(&unit_nokey, "/a.txt", &o) &&
+		       o.resp[0] == o5.resp[0],
+	       "put of the same version moved the slots");
+
+	b.body = (const uint8_t *)"blob a version 6";
+	b.size = 16;
+	b.version = 6;
+	b.type = "application/x-six";
+	EXPECT(t, !stcp_cache_blob_put(&bc, &b), "put v6");
+	if (blob_read("/a.txt", &o, &body, hdr)) {
+		tc_fail(t, "/a.txt v6 unreadable");
+		goto out;
+	}
+	EXPECT(t,
+	       o.size == 16 && !memcmp(body, "blob a version 6", 16) &&
+		       o.resp[0] != o5.resp[0],
+	       "v6 not in new slots");
+	free(body);
+	body = NULL;
+	EXPECT(t,
+	       stcp_hdr_field(hdr, "Content-Type", field_v, sizeof(field_v)) &&
+		       !strcmp(field_v, "application/x-six"),
+	       "v6 type %s", field_v);
+	for (int v = 0; v < STCP_VARIANTS; v++)
+		EXPECT(t, slot_valid(o5.resp[v]),
+		       "v5's slot %u rewritten in its grace period",
+		       o5.resp[v]);
+	/* A bad blob is refused and the version before stays. */
+	b.type = "bad\ntype";
+	b.version = 7;
+	EXPECT(t, stcp_cache_blob_put(&bc, &b) == 1, "a bad type stored");
+	EXPECT(t, stcp_cache_blob_version(&bc, "/a.txt") == 6,
+	       "the refused v7 replaced v6");
+	b.type = NULL;
+	b.path = "/a/../b";
+	EXPECT(t, stcp_cache_blob_put(&bc, &b) == 1, "a '..' path stored");
+
+	/* A root reload leaves the blob alone. */
+	err = stcp_cache_load(&bc, root3);
+	EXPECT(t, !err && stcp_cache_blob_version(&bc, "/a.txt") == 6,
+	       "a reload dropped the blob");
+	EXPECT(t,
+	       !lookup_obj_in(&unit_nokey, "/a.txt", &o) &&
+		       o.source == STCP_SRC_REDIS && o.size == 16,
+	       "a reload put the file back over the blob");
+
+	/* An index.html blob serves its directory too. */
+	b.path = "/d/index.html";
+	b.body = (const uint8_t *)"<p>d</p>";
+	b.size = 8;
+	b.version = 8;
+	EXPECT(t, !stcp_cache_blob_put(&bc, &b), "put /d/index.html");
+	EXPECT(t,
+	       key_present(&unit_nokey, "/d/") &&
+		       key_present(&unit_nokey, "/d/index.html"),
+	       "/d/ missing");
+
+	/* Prune keeping only /d/index.html: /a.txt is the file again. */
+	keep[0] = "/d/index.html";
+	EXPECT(t, stcp_cache_blob_prune(&bc, keep, 1) == 1, "prune count");
+	if (blob_read("/a.txt", &o, &body, hdr)) {
+		tc_fail(t, "/a.txt unreadable after the prune");
+		goto out;
+	}
+	EXPECT(t,
+	       o.source == STCP_SRC_ROOT && o.size == 7 &&
+		       !memcmp(body, "root a\n", 7),
+	       "the file did not come back: source %u size %llu", o.source,
+	       (unsigned long long)o.size);
+	free(body);
+	body = NULL;
+	EXPECT(t, stcp_cache_blob_prune(&bc, NULL, 0) == 1, "prune all");
+	EXPECT(t,
+	       !key_present(&unit_nokey, "/d/") &&
+		       !key_present(&unit_nokey, "/d/index.html"),
+	       "/d/ left after the prune");
+	EXPECT(t, key_present(&unit_nokey, "/only.txt"), "/only.txt gone");
+out:
+	free(body);
+	stcp_cache_clear(&bc);
+	stcp_cache_destroy(&bc);
+}
+
+/* Blobs in a cache too small for both: the second is stored evicted, a
+ * miss loads it through blob_fetch (evicting the first); a miss on a blob
+ * whose source moved to another version is -ESTALE. */
+static void case_blob_miss(struct tcase *t)
+{
+	struct stcp_cache bc;
+	struct stcp_cache_blob b = { 0 };
+	struct stcp_obj o1, o2;
+	char hdr[STCP_PAGE_SIZE + 1];
+	uint8_t *d1 = random_bytes(30 * STCP_PAGE_SIZE);
+	uint8_t *d2 = random_bytes(30 * STCP_PAGE_SIZE);
+	uint8_t *body = NULL;
+	struct stcp_resp r;
+	int err;
+
+	if (!d1 || !d2) {
+		tc_fail(t, "out of memory");
+		goto free_data;
+	}
+	err = stcp_cache_init(&bc, unit_nokey.m.pages, unit_nokey.m.resps,
+			      unit_nokey.m.objects);
+	if (err) {
+		tc_fail(t, "stcp_cache_init: %s", strerror(-err));
+		goto free_data;
+	}
+	bc.blob_fetch = fake_fetch;
+	b.path = "/one.bin";
+	b.body = d1;
+	b.size = 30 * STCP_PAGE_SIZE;
+	b.version = 1;
+	EXPECT(t, !stcp_cache_blob_put(&bc, &b), "put /one.bin");
+	b.path = "/two.bin";
+	b.body = d2;
+	b.version = 2;
+	EXPECT(t, !stcp_cache_blob_put(&bc, &b), "put /two.bin");
+	if (lookup_obj_in(&unit_nokey, "/one.bin", &o1) ||
+	    lookup_obj_in(&unit_nokey, "/two.bin", &o2)) {
+		tc_fail(t, "objects missing");
+		goto out;
+	}
+	EXPECT(t,
+	       !read_resp(&unit_nokey, o2.resp[0], &r) &&
+		       (r.flags & STCP_RESP_EVICTED) && r.body_len == b.size,
+	       "/two.bin not stored evicted (flags %#x)", r.flags);
+	fake_src.path = "/two.bin";
+	fake_src.version = 2;
+	fake_src.data = d2;
+	fake_src.len = b.size;
+	fake_src.calls = 0;
+	err = stcp_cache_fill(&bc, o2.resp[STCP_V_200_CLOSE]);
+	EXPECT(t, !err && fake_src.calls == 1, "fill /two.bin: %s, %d calls",
+	       strerror(-err), fake_src.calls);
+	if (blob_read("/two.bin", &o2, &body, hdr)) {
+		tc_fail(t, "/two.bin unreadable after the fill");
+		goto out;
+	}
+	EXPECT(t, !memcmp(body, d2, b.size), "/two.bin's bytes differ");
+	EXPECT(t,
+	       !read_resp(&unit_nokey, o1.resp[0], &r) &&
+		       (r.flags & STCP_RESP_EVICTED),
+	       "/one.bin not evicted for /two.bin");
+	/* /one.bin moved on in its source: its slots' version is gone. */
+	fake_src.path = "/one.bin";
+	fake_src.version = 9;
+	fake_src.data = d1;
+	err = stcp_cache_fill(&bc, o1.resp[STCP_V_200_CLOSE]);
+	EXPECT(t, err == -ESTALE, "fill of a changed blob: %s, want ESTALE",
+	       strerror(-err));
+	EXPECT(t,
+	       !read_resp(&unit_nokey, o1.resp[0], &r) &&
+		       !(r.flags & STCP_RESP_VALID),
+	       "a changed blob's slot became valid");
+	bc.blob_fetch = NULL;
+	err = stcp_cache_fill(&bc, o1.resp[STCP_V_200_CLOSE]);
+	EXPECT(t, err == -ENOENT, "fill without a source: %s, want ENOENT",
+	       strerror(-err));
+out:
+	free(body);
+	stcp_cache_clear(&bc);
+	stcp_cache_destroy(&bc);
+free_data:
+	free(d1);
+	free(d2);
+}
+
 /* needs_load: the case reads what case_load stored. */
 #define CACHE_CASE(name_, fn, needs_load)                                      \
 	do {                                                                   \
@@ -1156,10 +1512,19 @@ void cache_run_all(void)
 	CACHE_CASE("cache: a restart over used maps empties stcp_objects, gens "
 		   "go on",
 		   case_restart, true);
+	CACHE_CASE("cache: blob PATH and Content-Type checks", case_blob_checks,
+		   false);
+	CACHE_CASE("cache: a blob wins over the root's file, replaced versions "
+		   "wait, prune brings the file back",
+		   case_blob_root, false);
+	CACHE_CASE("cache: an evicted blob reloads through blob_fetch, a "
+		   "changed one is ESTALE",
+		   case_blob_miss, false);
 	stcp_log_threshold = saved;
 	stcp_cache_destroy(&cache);
 	rm_tree(root);
 	rm_tree(root2);
+	rm_tree(root3);
 	for (size_t i = 0; i < NTREE; i++) {
 		if (old_data[i] != tree[i].data)
 			free(old_data[i]);
