@@ -1619,8 +1619,13 @@ static __always_inline int decode_conn_ack(const struct seg *s,
 
 	if (!c)
 		return DECODE_CONN_MISSING;
+	/* stcpd has just found nothing in Redis for this flow: not ours.
+	 * An older verdict does not stop it from looking again. */
 	if (c->flags & STCP_CONN_F_GONE)
-		return DECODE_CONN_GONE;
+		return (__u32)(bpf_ktime_get_coarse_ns() >> 20) - c->high <
+				       STCP_CONN_GONE_MS ?
+			       DECODE_CONN_GONE :
+			       DECODE_CONN_MISSING;
 	/* Timestamps are on for the whole connection or off (RFC 7323). */
 	if (!o->has_ts != !!(c->flags & STCP_CONN_F_NOTS))
 		return DECODE_NOT_OURS;

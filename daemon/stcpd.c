@@ -169,14 +169,6 @@ struct config {
 };
 
 /* Everything set up so far, so that one teardown can undo any prefix. */
-/* A flow whose stcp_conns entry Redis did not have lately. */
-#define CONN_NOTES 64
-struct conn_miss_note {
-	struct stcp_flow flow;
-	bool used;
-	uint64_t at_ms; /* the flow's first miss */
-};
-
 struct daemon {
 	const struct config *cfg;
 	struct stcp_bpf *maps_obj; /* creates and pins the maps; no program */
@@ -194,8 +186,7 @@ struct daemon {
 	bool cache_init;
 	struct stcp_keyd *keyd; /* rotation schedule, --redis */
 	struct stcp_connd *connd; /* stcp_conns entries in Redis, --redis */
-	struct conn_miss_note conn_notes[CONN_NOTES]; /* on_conn_miss() */
-	uint64_t conn_fetched, conn_dropped, conn_gone;
+	uint64_t conn_fetched, conn_gone; /* on_conn_miss() */
 	struct stcp_content_redis *content; /* --redis: objects from Redis */
 	struct stcp_metrics *metrics; /* NULL without --metrics */
 	struct ring_buffer *misses; /* stcp_misses of the attached program */
@@ -1273,11 +1264,10 @@ static void teardown(struct daemon *d, bool clean)
 		stcp_connd_get_stats(d->connd, &st);
 		log_info("connection state in Redis: %llu written, %llu not "
 			 "written; %llu looked up and found, %llu packets "
-			 "dropped meanwhile, %llu connections reset",
+			 "with none reset",
 			 (unsigned long long)st.puts,
 			 (unsigned long long)st.put_lost,
 			 (unsigned long long)d->conn_fetched,
-			 (unsigned long long)d->conn_dropped,
 			 (unsigned long long)d->conn_gone);
 	}
 	stcp_connd_free(d->connd);
@@ -1406,106 +1396,48 @@ static void on_request_part(struct daemon *d, const struct stcp_miss_event *e)
 
 /*
  * A packet that needs an stcp_conns entry this replica does not have, or
- * a newer one (include/stcp_conn.h). Redis's entry, if it is not the one
- * here, is written into stcp_conns and the packet run through the fast path
- * again. Otherwise the replica that wrote it may not have sent it yet (a
- * client's ACKs come microseconds apart): the packet is dropped, and the
- * next one asks again, until the flow has been missing for
- * CONN_MISS_GRACE_MS: then an entry that says the connection is gone is
- * written, and the packet run again gets a reset.
+ * a newer one (include/stcp_conn.h). If another packet of the flow has
+ * brought a newer entry meanwhile, the packet just runs again. Otherwise
+ * Redis's entry, if it is not the one that did not do, is written into
+ * stcp_conns and the packet runs through the fast path again. Entries are
+ * in Redis before any ACK of their response can exist (on_conn_req()), so
+ * when Redis has nothing newer (or is away) the packet is not of a
+ * connection any replica can continue: an entry that says so is written,
+ * and the packet, run again, is reset.
  */
-#define CONN_MISS_GRACE_MS 1000
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int conn_lookup(struct daemon *d, const struct stcp_miss_event *e,
-		       struct stcp_conn *c)
-{
-	int err = stcp_connd_get(d->connd, &e->flow, c);
-
-	if (!err && !memcmp(&e->conn, c, sizeof(*c)))
-		err = -ENOENT; /* nothing newer than what did not do */
-	return err;
-}
-
-/* The note of a flow's misses (its first miss's time), made if new; with
- * forget, the flow's note is dropped instead and NULL returned. */
-static struct conn_miss_note *conn_note(struct daemon *d,
-					const struct stcp_flow *flow,
-					bool forget)
-{
-	uint64_t now = now_ms();
-	struct conn_miss_note *n, *free_n = NULL, *oldest = &d->conn_notes[0];
-
-	for (size_t i = 0; i < CONN_NOTES; i++) {
-		n = &d->conn_notes[i];
-		if (n->used && now - n->at_ms > 10 * CONN_MISS_GRACE_MS)
-			n->used = false;
-		if (!n->used) {
-			free_n = free_n ? free_n : n;
-			continue;
-		}
-		if (!memcmp(&n->flow, flow, sizeof(*flow))) {
-			if (forget)
-				n->used = false;
-			return forget ? NULL : n;
-		}
-		if (n->at_ms < oldest->at_ms)
-			oldest = n;
-	}
-	if (forget)
-		return NULL;
-	n = free_n ? free_n : oldest;
-	n->flow = *flow;
-	n->at_ms = now;
-	n->used = true;
-	return n;
-}
-
 static void on_conn_miss(struct daemon *d, const struct stcp_miss_event *e)
 {
 	int fd = bpf_map__fd(d->prog_obj->maps.stcp_conns);
 	struct stcp_conn c = { 0 };
+	struct timespec now;
 	int err = -EIO;
 
-	/* An earlier packet of the flow brought a newer entry already. */
 	if (!bpf_map_lookup_elem(fd, &e->flow, &c) &&
-	    memcmp(&c, &e->conn, sizeof(c))) {
-		err = run_frame(d, e->frame, e->len, e->ifindex);
-		if (err)
-			log_warn("connection state: cannot run the packet "
-				 "again: %s",
-				 strerror(-err));
-		return;
+	    memcmp(&c, &e->conn, sizeof(c)) &&
+	    !(c.flags & STCP_CONN_F_GONE))
+		goto run;
+	if (d->connd) {
+		err = stcp_connd_get(d->connd, &e->flow, &c);
+		if (!err && !memcmp(&e->conn, &c, sizeof(c)))
+			err = -ENOENT; /* nothing newer than what did not do */
 	}
-	if (d->connd)
-		err = conn_lookup(d, e, &c);
 	if (err) {
-		if (now_ms() - conn_note(d, &e->flow, false)->at_ms <
-		    CONN_MISS_GRACE_MS) {
-			d->conn_dropped++;
-			return;
-		}
-		conn_note(d, &e->flow, true);
+		clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
 		memset(&c, 0, sizeof(c));
 		c.flags = STCP_CONN_F_GONE;
+		c.high = (uint32_t)(((uint64_t)now.tv_sec * 1000000000ULL +
+				     (uint64_t)now.tv_nsec) >> 20);
 		d->conn_gone++;
-		log_debug("connection state: %s; the connection is reset",
+		log_debug("connection state: %s; the packet is reset",
 			  err == -ENOENT ? "not in Redis" : "Redis away");
 	} else {
-		conn_note(d, &e->flow, true);
 		d->conn_fetched++;
 	}
 	if (bpf_map_update_elem(fd, &e->flow, &c, BPF_ANY)) {
 		log_warn("cannot write stcp_conns: %s", strerror(errno));
 		return;
 	}
+run:
 	err = run_frame(d, e->frame, e->len, e->ifindex);
 	if (err)
 		log_warn("connection state: cannot run the packet again: %s",

@@ -30,9 +30,12 @@
 /* The client sent no timestamps: every response of the connection, the
  * first too, has an entry, and high stands in for what a TSecr tells. */
 #define STCP_CONN_F_NOTS 0x2u
-/* Written by stcpd when Redis has no entry for the flow either: the
- * connection cannot be continued here, and its packets are reset. */
+/* Written by stcpd when Redis has no entry for the flow either, with high
+ * the time (CLOCK_MONOTONIC_COARSE, ns >> 20): the packet it runs again,
+ * and the flow's for STCP_CONN_GONE_MS, are reset; after that a packet of
+ * the flow makes stcpd look again. */
 #define STCP_CONN_F_GONE 0x4u
+#define STCP_CONN_GONE_MS 100
 
 struct stcp_conn {
 	__u32 base;	 /* our sequence number of the response's byte 0 */
