@@ -143,6 +143,23 @@ struct {
 	__type(value, struct stcp_conn);
 } stcp_conns SEC(".maps");
 
+/* The stall timers (include/stcp_conn.h): the client's latest ACK of a
+ * long response, and a timer that hands it to stcpd as a probe when no
+ * other ACK follows. */
+struct stcp_stall {
+	struct bpf_timer timer;
+	struct stcp_stall_ack a;
+	__u32 fires; /* since the last ACK */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, STCP_STALLS_MAX);
+	__type(key, struct stcp_flow);
+	__type(value, struct stcp_stall);
+} stcp_stalls SEC(".maps");
+
 /* Set by stcpd with --redis: entries go to Redis through it, and one that
  * is missing here is looked up there (include/stcp_conn.h). */
 const volatile __u32 stcp_conn_sync = 0;
@@ -1957,6 +1974,84 @@ static __always_inline void note_high(const struct seg *s,
 		c->high = top;
 }
 
+#define CLOCK_MONOTONIC_ 1
+
+/* The stall timer fired: the client has sent nothing since its last ACK.
+ * Hand that ACK to stcpd as a probe, and wait twice as long. */
+static int stall_fired(void *map __attribute__((unused)),
+		       struct stcp_flow *key, struct stcp_stall *v)
+{
+	struct stcp_stall_event *e;
+
+	if (v->fires >= STCP_STALL_MAX_FIRES)
+		return 0; /* the client's own timer is left */
+	v->fires++;
+	e = bpf_ringbuf_reserve(&stcp_misses, sizeof(*e), 0);
+	if (e) {
+		e->kind = STCP_EV_STALL;
+		e->pad = 0;
+		__builtin_memcpy(&e->flow, key, sizeof(e->flow));
+		__builtin_memcpy(&e->a, &v->a, sizeof(e->a));
+		bpf_ringbuf_submit(e, 0);
+		count(STCP_C_STALL_PROBE);
+	} else {
+		count(STCP_C_STALL_LOST);
+	}
+	bpf_timer_start(&v->timer,
+			((__u64)STCP_STALL_BASE_MS * 1000000) << (v->fires & 7),
+			0);
+	return 0;
+}
+
+/*
+ * Keeps a long response's latest ACK and (re)arms its stall timer; the
+ * response done, drops both. The probe stcpd builds from it carries one
+ * request byte, which no client sends (its timer resends the two of the
+ * ACK lag): that one leaves the timer as its callback set it.
+ */
+static __noinline void stall_note(struct xdp_md *ctx, const struct seg *s,
+				  const struct tcp_opts *o,
+				  const struct data_ack *k)
+{
+	struct req_scratch *rs = scratch();
+	struct stcp_stall *v;
+
+	if (!rs)
+		return;
+	if (k->a >= k->total) {
+		bpf_map_delete_elem(&stcp_stalls, &s->flow);
+		return;
+	}
+	if (k->nsegs <= STCP_STALL_MIN_SEGS || s->payload_len == 1)
+		return;
+	v = bpf_map_lookup_elem(&stcp_stalls, &s->flow);
+	if (!v) {
+		struct stcp_stall z = {};
+
+		if (bpf_map_update_elem(&stcp_stalls, &s->flow, &z,
+					BPF_NOEXIST))
+			return;
+		v = bpf_map_lookup_elem(&stcp_stalls, &s->flow);
+		if (!v)
+			return;
+		bpf_timer_init(&v->timer, &stcp_stalls, CLOCK_MONOTONIC_);
+		bpf_timer_set_callback(&v->timer, stall_fired);
+	}
+	v->a.seq = s->seq + s->payload_len + !!(s->flags & TCP_FLAG_FIN);
+	v->a.ack = s->ack;
+	v->a.tsval = o->tsval;
+	v->a.tsecr = o->tsecr;
+	v->a.has_ts = o->has_ts;
+	v->a.nsack = o->nsack > MAX_SACK_BLOCKS ? MAX_SACK_BLOCKS : o->nsack;
+	__builtin_memcpy(v->a.sack, rs->sack, sizeof(v->a.sack));
+	v->a.ifindex = ctx->ingress_ifindex;
+	v->a.window = s->window;
+	__builtin_memcpy(v->a.eth_src, s->eth_src, 6);
+	__builtin_memcpy(v->a.eth_dst, s->eth_dst, 6);
+	v->fires = 0;
+	bpf_timer_start(&v->timer, (__u64)STCP_STALL_BASE_MS * 1000000, 0);
+}
+
 /*
  * A segment of a connection whose response has started: an ACK that
  * releases more of it, a SACK that asks for holes, the rest of the request
@@ -1986,6 +2081,7 @@ static __noinline int handle_data_ack(struct xdp_md *ctx, struct seg *s,
 	if (err)
 		return DATA_NOT_OURS;
 
+	stall_note(ctx, s, o, k);
 	if (k->a >= k->total)
 		return data_after_response(ctx, s, k);
 	if (k->resp.flags & STCP_RESP_EVICTED)

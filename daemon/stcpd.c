@@ -1444,6 +1444,105 @@ run:
 			 strerror(-err));
 }
 
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)(v >> 16));
+	put16(p + 2, (uint16_t)v);
+}
+
+/*
+ * The probe of a stall timer (include/stcp_conn.h): the segment the
+ * client's retransmission timer would send after its last ACK, with one
+ * byte (the last of its request, which our segments leave
+ * unacknowledged) instead of two, so that the fast path does not take it
+ * for an ACK that re-arms the timer. Returns the frame's length.
+ */
+static uint32_t stall_probe_frame(const struct stcp_stall_event *e,
+				  uint8_t *f, size_t cap)
+{
+	const struct stcp_stall_ack *a = &e->a;
+	uint32_t l3 = 14, l4, optlen = 0, nsack = a->nsack > 4 ? 4 : a->nsack;
+	uint8_t opt[40];
+	bool v4 = e->flow.family == STCP_AF_INET;
+
+	memset(opt, 0, sizeof(opt));
+	if (a->has_ts) {
+		opt[0] = 1;
+		opt[1] = 1;
+		opt[2] = 8;
+		opt[3] = 10;
+		put32(opt + 4, a->tsval);
+		put32(opt + 8, a->tsecr);
+		optlen = 12;
+	}
+	if (nsack && optlen + 4 + 8 * nsack > sizeof(opt))
+		nsack = (uint32_t)(sizeof(opt) - optlen - 4) / 8;
+	if (nsack) {
+		opt[optlen] = 1;
+		opt[optlen + 1] = 1;
+		opt[optlen + 2] = 5;
+		opt[optlen + 3] = (uint8_t)(2 + 8 * nsack);
+		for (uint32_t i = 0; i < nsack; i++) {
+			put32(opt + optlen + 4 + 8 * i, a->sack[2 * i]);
+			put32(opt + optlen + 8 + 8 * i, a->sack[2 * i + 1]);
+		}
+		optlen += 4 + 8 * nsack;
+	}
+	l4 = l3 + (v4 ? 20 : 40);
+	if (l4 + 20 + optlen + 1 > cap)
+		return 0;
+	memset(f, 0, l4 + 20 + optlen + 1);
+	memcpy(f, a->eth_dst, 6);
+	memcpy(f + 6, a->eth_src, 6);
+	if (v4) {
+		put16(f + 12, 0x0800);
+		f[l3] = 0x45;
+		put16(f + l3 + 2, (uint16_t)(20 + 20 + optlen + 1));
+		f[l3 + 8] = 64;
+		f[l3 + 9] = 6;
+		memcpy(f + l3 + 12, &e->flow.caddr[0], 4);
+		memcpy(f + l3 + 16, &e->flow.saddr[0], 4);
+	} else {
+		put16(f + 12, 0x86dd);
+		f[l3] = 0x60;
+		put16(f + l3 + 4, (uint16_t)(20 + optlen + 1));
+		f[l3 + 6] = 6;
+		f[l3 + 7] = 64;
+		memcpy(f + l3 + 8, e->flow.caddr, 16);
+		memcpy(f + l3 + 24, e->flow.saddr, 16);
+	}
+	memcpy(f + l4, &e->flow.cport, 2);
+	memcpy(f + l4 + 2, &e->flow.sport, 2);
+	put32(f + l4 + 4, a->seq - 1);
+	put32(f + l4 + 8, a->ack);
+	f[l4 + 12] = (uint8_t)(((20 + optlen) / 4) << 4);
+	f[l4 + 13] = 0x18; /* PSH, ACK */
+	put16(f + l4 + 14, a->window);
+	memcpy(f + l4 + 20, opt, optlen);
+	f[l4 + 20 + optlen] = '\n';
+	return l4 + 20 + optlen + 1;
+}
+
+static void on_stall(struct daemon *d, const struct stcp_stall_event *e)
+{
+	uint8_t f[160];
+	uint32_t len = stall_probe_frame(e, f, sizeof(f));
+	int err;
+
+	if (!len)
+		return;
+	err = run_frame(d, f, len, e->a.ifindex);
+	if (err)
+		log_warn("stall probe: cannot run it through the fast path: %s",
+			 strerror(-err));
+}
+
 /*
  * A request whose connection entry must be in Redis before its answer
  * leaves (include/stcp_conn.h): written there, then into stcp_conns, then
@@ -1479,6 +1578,11 @@ static int on_miss(void *ctx, void *data, size_t len)
 	const struct stcp_miss_event *e = data;
 	int err;
 
+	if (len >= sizeof(struct stcp_stall_event) &&
+	    *(const uint32_t *)data == STCP_EV_STALL) {
+		on_stall(d, data);
+		return 0;
+	}
 	if (len >= sizeof(struct stcp_conn_event) &&
 	    *(const uint32_t *)data == STCP_EV_CONN_PUT) {
 		const struct stcp_conn_event *ce = data;

@@ -171,6 +171,9 @@ enum stcp_event_kind {
 	/* A request whose entry (conn) stcpd writes to Redis, then into
 	 * stcp_conns, before it runs the request again. */
 	STCP_EV_CONN_REQ = 6,
+	/* include/stcp_conn.h: a stall timer fired (a struct
+	 * stcp_stall_event, not this record). */
+	STCP_EV_STALL = 7,
 };
 
 /*

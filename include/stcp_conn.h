@@ -66,4 +66,42 @@ struct stcp_conn_event {
 	struct stcp_conn conn;
 };
 
+/*
+ * The stall timer (docs/PROTOCOL.md 7.13): a client whose last segments
+ * of a long response were lost has nothing left to ACK, and only its own
+ * retransmission timer, which backs off, ends the stall. For responses of
+ * more than STCP_STALL_MIN_SEGS segments the fast path keeps, per
+ * connection, the client's latest ACK (stcp_stalls, an LRU hash of
+ * STCP_STALLS_MAX whose value holds a bpf_timer) and arms a timer with
+ * every ACK. When it fires, STCP_STALL_BASE_MS after the last ACK (then
+ * twice that, and so on, STCP_STALL_MAX_FIRES times), it hands the ACK to
+ * stcpd as this record (STCP_EV_STALL), which builds the segment the
+ * client's timer would send (its sequence number less one byte, the last
+ * request byte: a probe) and runs it through the fast path: every hole is
+ * resent, or everything from the ACK point up to the window.
+ */
+#define STCP_STALL_MIN_SEGS 64
+#define STCP_STALLS_MAX 16384
+#define STCP_STALL_BASE_MS 40
+#define STCP_STALL_MAX_FIRES 6
+struct stcp_stall_ack {
+	__u32 seq;   /* the client's sequence number: its next byte */
+	__u32 ack;   /* its acknowledgement number */
+	__u32 tsval; /* its TSval and TSecr (has_ts) */
+	__u32 tsecr;
+	__u32 sack[8]; /* its SACK blocks, host order */
+	__u32 ifindex; /* where it came in */
+	__u16 window;  /* as sent */
+	__u8 nsack;
+	__u8 has_ts;
+	__u8 eth_src[6]; /* the client's */
+	__u8 eth_dst[6]; /* ours */
+};
+struct stcp_stall_event {
+	__u32 kind; /* STCP_EV_STALL */
+	__u32 pad;
+	struct stcp_flow flow;
+	struct stcp_stall_ack a;
+};
+
 #endif /* STCP_CONN_H */

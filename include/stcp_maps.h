@@ -147,7 +147,11 @@ enum stcp_counter {
 	/* An stcp_conns entry not sent to stcpd for Redis: the ring was
 	 * full (include/stcp_conn.h). */
 	STCP_C_CONN_SYNC_LOST = 40,
-	STCP_C_MAX = 41,
+	/* Stall timers that fired and handed a probe to stcpd, and those
+	 * the full ring lost (include/stcp_conn.h). */
+	STCP_C_STALL_PROBE = 41,
+	STCP_C_STALL_LOST = 42,
+	STCP_C_MAX = 43,
 };
 
 /* Whether counter slot i is a disposition (see above). */
@@ -203,6 +207,8 @@ static const char *const stcp_counter_names[STCP_C_MAX] = {
 	[STCP_C_CONN_SYNC] = "conn_sync",
 	[STCP_C_PIPELINE_REFUSED] = "pipeline_refused",
 	[STCP_C_CONN_SYNC_LOST] = "conn_sync_lost",
+	[STCP_C_STALL_PROBE] = "stall_probe",
+	[STCP_C_STALL_LOST] = "stall_lost",
 };
 #endif
 
