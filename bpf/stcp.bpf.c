@@ -1938,8 +1938,10 @@ static __always_inline void refuse_pipeline_early(const struct seg *s)
  */
 static __always_inline int data_after_response(struct xdp_md *ctx,
 					       struct seg *s,
+					       const struct tcp_opts *o,
 					       const struct data_ack *k)
 {
+	struct req_scratch *rs = scratch();
 	__u32 lead;
 
 	if (k->a == k->total) {
@@ -1948,7 +1950,19 @@ static __always_inline int data_after_response(struct xdp_md *ctx,
 		lead = request_lead(ctx, s);
 		if (s->payload_len > lead)
 			return DATA_NEXT_REQUEST;
-		if (s->payload_len || k->nsegs > 1)
+		if (s->payload_len)
+			return DATA_ANSWER_FIN;
+		/* SACK blocks past this response: the next one is under way
+		 * and its first segment lost. The client's sequence number
+		 * is past its next request then, and acknowledging it would
+		 * leave that request unanswered for good; unacknowledged,
+		 * the client's timer resends it (as for a first request,
+		 * before_first_segment()). */
+		for (__u32 i = 0; i < MAX_SACK_BLOCKS && rs; i++)
+			if (i < o->nsack &&
+			    rs->sack[2 * i] - k->isn1 >= k->total)
+				return finish(STCP_C_DATA_ACK_IDLE, XDP_DROP);
+		if (k->nsegs > 1)
 			return DATA_ANSWER_FIN;
 		return finish(STCP_C_RESPONSE_ACKED, XDP_DROP);
 	}
@@ -2083,7 +2097,7 @@ static __noinline int handle_data_ack(struct xdp_md *ctx, struct seg *s,
 
 	stall_note(ctx, s, o, k);
 	if (k->a >= k->total)
-		return data_after_response(ctx, s, k);
+		return data_after_response(ctx, s, o, k);
 	if (k->resp.flags & STCP_RESP_EVICTED)
 		return DATA_MISS;
 	if (!tx_copies_ready())

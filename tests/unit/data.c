@@ -1265,6 +1265,115 @@ out:
 	tc_report(&t);
 }
 
+/* The stall events the ring gave, for case_stall. */
+static struct stcp_stall_event stall_last;
+static int stall_seen;
+
+static int stall_take(void *ctx, void *data, size_t len)
+{
+	(void)ctx;
+	if (len >= sizeof(stall_last) &&
+	    *(const uint32_t *)data == STCP_EV_STALL) {
+		memcpy(&stall_last, data, sizeof(stall_last));
+		stall_seen++;
+	}
+	return 0;
+}
+
+#define HUGE_LEN (200 * 1024)
+
+/*
+ * The stall timer (docs/PROTOCOL.md 7.13): an ACK of a 200 KB response
+ * (over 64 segments) leaves its fields in stcp_stalls; with no ACK after
+ * it, the timer hands it to stcpd on the ring once after 40 ms (and not
+ * again before 80 more); the ACK of the whole response drops the entry.
+ */
+static void case_stall(void)
+{
+	const char *req =
+		"GET /huge.bin HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+	struct tcase t = { .name = "data: stall timer: a long response's "
+				   "last ACK goes to stcpd 40 ms later, once; "
+				   "its end drops it" };
+	int fd = bpf_map__fd(unit_main.skel->maps.stcp_stalls);
+	uint32_t slot = object_slot("/huge.bin"), reqlen = strlen(req);
+	uint32_t zero = 0, sz = 1448, tsval0, total, n = 0;
+	struct bpf_devmap_val dv = { .ifindex = 1 };
+	struct stcp_flow k, next;
+	struct ring_buffer *rb;
+	struct stcp_resp resp;
+	static char hdr[STCP_PAGE_SIZE + 1];
+	struct dconn c = { 0 };
+	struct pkt_spec s;
+	struct unit_run r;
+	void *prev = NULL;
+
+	rb = ring_buffer__new(bpf_map__fd(unit_main.skel->maps.stcp_misses),
+			      stall_take, NULL, NULL);
+	if (!rb || slot == ~0u ||
+	    stcp_resp_read(unit_main.m.pages, unit_main.m.resps, slot, &resp,
+			   hdr) ||
+	    bpf_map_update_elem(
+		    bpf_map__fd(unit_main.skel->maps.stcp_tx_dm64), &zero, &dv,
+		    BPF_ANY)) {
+		tc_fail(&t, "setup: ring, /huge.bin or devmap");
+		goto out;
+	}
+	total = resp.hdr_len + HUGE_LEN;
+	if (dconn_open(&t, &c, 4, 45400, true))
+		goto out;
+	s = dconn_seg(&c, 0, 0, PKT_TH_ACK | PKT_TH_PSH, c.synack_tsval, req);
+	if (run(&t, &s, &r))
+		goto out;
+	expect_counters(&t, &r, STCP_C_REQUEST_ANSWERED, -1);
+	tsval0 = stcp_data_tsval(c.isn + 1, 0, LINUX_OPTS, slot);
+	ring_buffer__consume(rb);
+	stall_seen = 0;
+
+	s = dconn_seg(&c, reqlen, 2 * sz, PKT_TH_ACK, tsval0, NULL);
+	s.window = 4000;
+	if (run(&t, &s, &r))
+		goto out;
+	expect_counters(&t, &r, STCP_C_DATA_ACK_RELEASED, -1);
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		k = next;
+		prev = &k;
+		n++;
+	}
+	EXPECT(&t, n == 1, "%u stcp_stalls entries, want 1", n);
+	usleep(20 * 1000);
+	ring_buffer__consume(rb);
+	EXPECT(&t, stall_seen == 0, "the timer fired after 20 ms");
+	usleep(80 * 1000);
+	ring_buffer__consume(rb);
+	EXPECT(&t,
+	       stall_seen == 1 && stall_last.a.ack == s.ack &&
+		       stall_last.a.seq == s.seq && stall_last.a.has_ts &&
+		       stall_last.a.tsecr == tsval0 &&
+		       stall_last.a.tsval == c.cli_tsval &&
+		       stall_last.a.window == 4000 &&
+		       stall_last.flow.cport == htons(45400),
+	       "after 100 ms: %d stall events (ack 0x%08x, want 0x%08x)",
+	       stall_seen, stall_last.a.ack, s.ack);
+
+	/* The whole response and our FIN acknowledged: no timer left. */
+	s = dconn_seg(&c, reqlen, total + 1, PKT_TH_ACK,
+		      stcp_data_tsval(c.isn + 1 + (total - 1) / sz * sz,
+				      (total - 1) / sz * sz >> 24, LINUX_OPTS,
+				      slot),
+		      NULL);
+	if (run(&t, &s, &r))
+		goto out;
+	expect_counters(&t, &r, STCP_C_RESPONSE_ACKED, -1);
+	EXPECT(&t, bpf_map_get_next_key(fd, NULL, &next),
+	       "an stcp_stalls entry is left after the response's end");
+out:
+	bpf_map_delete_elem(bpf_map__fd(unit_main.skel->maps.stcp_tx_dm64),
+			    &zero);
+	ring_buffer__free(rb);
+	tc_report(&t);
+}
+
 void data_run_all(void)
 {
 	char root[] = "/tmp/stcp-unit-data.XXXXXX", path[64];
@@ -1291,6 +1400,20 @@ void data_run_all(void)
 	if (!f || fwrite(big_body, 1, BIG_LEN, f) != BIG_LEN || fclose(f)) {
 		tc_fail(&t, "cannot write %s", path);
 		goto out;
+	}
+	{
+		static uint8_t huge[HUGE_LEN];
+
+		snprintf(path, sizeof(path), "%s/huge.bin", root);
+		for (size_t i = 0; i < HUGE_LEN; i++)
+			huge[i] = (uint8_t)(i * 13 + i / 509);
+		f = fopen(path, "w");
+		if (!f || fwrite(huge, 1, HUGE_LEN, f) != HUGE_LEN ||
+		    fclose(f)) {
+			tc_fail(&t, "cannot write %s", path);
+			goto out;
+		}
+		snprintf(path, sizeof(path), "%s/big.bin", root);
 	}
 	if (stcp_cache_init(&cache, unit_main.m.pages, unit_main.m.resps,
 			    unit_main.m.objects) ||
@@ -1322,6 +1445,7 @@ void data_run_all(void)
 	case_keepalive(6);
 	case_keepalive_multi();
 	case_no_ts_multi();
+	case_stall();
 out:
 	if (loaded) {
 		stcp_cache_clear(&cache);
@@ -1331,6 +1455,8 @@ out:
 	}
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/hello.txt", root);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/huge.bin", root);
 	unlink(path);
 	rmdir(root);
 }
