@@ -9,7 +9,7 @@
 # 1 MB over IPv4 and IPv6.
 . "$(dirname "$0")/lib.sh"
 
-BOUND=90
+BOUND=60
 ROOT=$(mktemp -d /tmp/stcp-loss-root.XXXXXX)
 BODIES=$(mktemp -d /tmp/stcp-loss-bodies.XXXXXX) # not in LOG_DIR: binary
 EXTRA_CLEANUP+=("rm -rf $ROOT $BODIES")
