@@ -65,6 +65,47 @@ wire_check() {
 		-Y 'ip.checksum.status == "Bad" || tcp.checksum.status == "Bad" || _ws.malformed' 2>/dev/null | head -3)"
 }
 
+# set_loss PCT: random loss of PCT% in each direction of the service's
+# traffic, by nftables numgen in the client namespace (no netem here); 0
+# removes it. The table goes with the namespace.
+set_loss() {
+	in_c nft delete table inet stcp_loss 2>/dev/null || true
+	[ "$1" = 0 ] && return 0
+	in_c nft -f - <<EOF
+table inet stcp_loss {
+	chain in {
+		type filter hook prerouting priority -300;
+		tcp sport $PORT numgen random mod 100 < $1 drop
+	}
+	chain out {
+		type filter hook output priority -300;
+		tcp dport $PORT numgen random mod 100 < $1 drop
+	}
+}
+EOF
+}
+
+# keepalive_fetch HOST SIZE...: one curl fetches $ROOT/fSIZE.bin for each
+# SIZE in turn, on a keep-alive connection, within ${BOUND:-60} s; every
+# body must equal its file. Prints curl's connects per transfer.
+keepalive_fetch() {
+	local host=$1 args=() i=0 n conns rc=0
+	shift
+	for n in "$@"; do
+		args+=(-o "$BODIES/ka$i" "http://$host/f$n.bin")
+		i=$((i + 1))
+	done
+	conns=$(in_c curl -sS -m "${BOUND:-60}" -w '%{num_connects}' "${args[@]}") || rc=$?
+	[ "$rc" = 0 ] || fail "keep-alive curl from $host ($*): exit $rc"
+	i=0
+	for n in "$@"; do
+		cmp -s "$BODIES/ka$i" "$ROOT/f$n.bin" ||
+			fail "keep-alive from $host: transfer $i (f$n.bin) differs"
+		i=$((i + 1))
+	done
+	printf '%s' "$conns"
+}
+
 # ---- Redis: our own, on a unix socket in the log dir, never persisted ----
 # redis_init: sets REDIS_SOCK and stops redis-server on exit (skips the test
 # when redis-server is missing); then redis_start / redis_stop.

@@ -20,23 +20,6 @@ done
 topo_up
 stcpd_start --root "$ROOT" --cache-mb 256
 
-set_loss() {
-	in_c nft delete table inet stcp_loss 2>/dev/null || true
-	[ "$1" = 0 ] && return 0
-	in_c nft -f - <<EOF
-table inet stcp_loss {
-	chain in {
-		type filter hook prerouting priority -300;
-		tcp sport $PORT numgen random mod 100 < $1 drop
-	}
-	chain out {
-		type filter hook output priority -300;
-		tcp dport $PORT numgen random mod 100 < $1 drop
-	}
-}
-EOF
-}
-
 # get HOST SIZE: curl within BOUND, byte-identical; prints the time.
 get() {
 	local out="$BODIES/body" t rc=0
@@ -47,25 +30,6 @@ get() {
 	printf '%s' "$t"
 }
 
-# get_seq HOST SIZE...: one curl, the sizes in turn on a keep-alive
-# connection (docs/PROTOCOL.md 7.10), within BOUND, each byte-identical.
-get_seq() {
-	local host=$1 args=() i=0 n out rc=0
-	shift
-	for n in "$@"; do
-		args+=(-o "$BODIES/seq$i" "http://$host/f$n.bin")
-		i=$((i + 1))
-	done
-	out=$(in_c curl -sS -m "$BOUND" -w '%{num_connects}' "${args[@]}") || rc=$?
-	[ "$rc" = 0 ] || fail "loss $loss%: keep-alive curl from $host ($*): exit $rc"
-	i=0
-	for n in "$@"; do
-		cmp -s "$BODIES/seq$i" "$ROOT/f$n.bin" ||
-			fail "loss $loss%: keep-alive transfer $i (f$n.bin) from $host differs"
-		i=$((i + 1))
-	done
-	log "loss $loss%: keep-alive from $host: $# transfers ($*) byte-identical, connects per transfer: $out"
-}
 
 for loss in 1 5 10; do
 	set_loss "$loss"
@@ -86,7 +50,8 @@ for loss in 1 5 10; do
 	done
 	log "loss $loss% each way: $count transfers ($sizes bytes) byte-identical, slowest ${worst} s, sum ${total} s"
 	for host in "$SRV4" "[$SRV6]"; do
-		get_seq "$host" 14000 65536 1048576 14000 65536 1048576
+		conns=$(keepalive_fetch "$host" 14000 65536 1048576 14000 65536 1048576)
+		log "loss $loss%: keep-alive from $host: 14 KB, 64 KB, 1 MB twice byte-identical, connects per transfer: $conns"
 	done
 done
 set_loss 0

@@ -47,22 +47,6 @@ PY
 		fail "$tool $url: body differs ($(stat -c %s "$out") bytes)"
 }
 
-seq_fetch() {
-	local host=$1 args=() i=0 n conns rc=0
-	shift
-	for n in "$@"; do
-		args+=(-o "$BODIES/s$i" "http://$host/f$n.bin")
-		i=$((i + 1))
-	done
-	conns=$(in_c curl -sS -m "$BOUND" -w '%{num_connects}' "${args[@]}") || rc=$?
-	[ "$rc" = 0 ] || fail "keep-alive curl from $host: exit $rc"
-	i=0
-	for n in "$@"; do
-		cmp -s "$BODIES/s$i" "$ROOT/f$n.bin" || fail "keep-alive from $host: f$n.bin differs"
-		i=$((i + 1))
-	done
-	printf '%s' "$conns"
-}
 
 wire_capture_start
 for n in 0 1 1449 65536 1048576; do
@@ -84,24 +68,12 @@ done
 log "curl, wget, python without timestamps: every size ($SIZES) byte-identical over IPv4 and IPv6"
 
 for host in "$SRV4" "[$SRV6]"; do
-	conns=$(seq_fetch "$host" 0 1 1447 1448 1449 14000 65536 1048576)
+	conns=$(keepalive_fetch "$host" 0 1 1447 1448 1449 14000 65536 1048576)
 	[ "$conns" = 10000000 ] || fail "keep-alive from $host: connects $conns"
 done
 log "keep-alive without timestamps: 8 sizes on one connection, IPv4 and IPv6"
 
-in_c nft -f - <<EOF
-table inet stcp_loss {
-	chain in {
-		type filter hook prerouting priority -300;
-		tcp sport $PORT numgen random mod 100 < 5 drop
-	}
-	chain out {
-		type filter hook output priority -300;
-		tcp dport $PORT numgen random mod 100 < 5 drop
-	}
-}
-EOF
-EXTRA_CLEANUP+=("in_c nft delete table inet stcp_loss")
+set_loss 5
 start=$(date +%s.%N)
 for n in 14000 65536 1048576; do
 	for host in "$SRV4" "[$SRV6]"; do
@@ -110,7 +82,7 @@ for n in 14000 65536 1048576; do
 	done
 done
 for host in "$SRV4" "[$SRV6]"; do
-	conns=$(seq_fetch "$host" 14000 65536 1048576 14000)
+	conns=$(keepalive_fetch "$host" 14000 65536 1048576 14000)
 	log "5% loss, keep-alive from $host: connects per transfer $conns"
 done
 t=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')

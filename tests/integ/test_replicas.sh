@@ -180,23 +180,30 @@ done
 log "18 downloads (1 KB to 1 MB, v4 and v6) with packets alternating: bodies identical"
 
 # ---- one download moves between the replicas mid-transfer ----
-for hop in "1 2" "2 1"; do
-	set -- $hop
-	route "$1"
-	b=$(cnt "ctl_$2" data_ack_released)
-	in_cl curl -sS -f -m 60 --limit-rate 2M -o "$BODIES/move" \
-		"http://$VIP4/f16777216.bin" 2>"$LOG_DIR/move.err" &
-	PIDS+=($!)
-	sleep 1
-	route "$2"
-	wait "${PIDS[-1]}" || fail "the download moved from replica $1 to $2 failed: $(cat "$LOG_DIR/move.err")"
-	unset 'PIDS[-1]'
-	cmp -s "$BODIES/move" "$ROOT/f16777216.bin" || fail "the download moved from replica $1 to $2 differs"
-	moved=$(($(cnt "ctl_$2" data_ack_released) - b))
-	[ "$moved" -gt 10 ] || fail "replica $2 answered $moved data ACKs after the move"
-	log "16 MB download moved from replica $1 to replica $2 after 1 s: identical; replica $2 answered $moved data ACKs"
-done
-route alt
+# move_both LABEL: a 16 MB download moves from replica 1 to 2 after 1 s,
+# and another from 2 to 1; each must be identical, and the replica taking
+# over must have answered its ACKs.
+move_both() {
+	local label=$1 hop b moved
+	for hop in "1 2" "2 1"; do
+		set -- $hop
+		route "$1"
+		b=$(cnt "ctl_$2" data_ack_released)
+		in_cl curl -sS -f -m 60 --limit-rate 2M -o "$BODIES/move" \
+			"http://$VIP4/f16777216.bin" 2>"$LOG_DIR/move.err" &
+		PIDS+=($!)
+		sleep 1
+		route "$2"
+		wait "${PIDS[-1]}" || fail "$label: the download moved from replica $1 to $2 failed: $(cat "$LOG_DIR/move.err")"
+		unset 'PIDS[-1]'
+		cmp -s "$BODIES/move" "$ROOT/f16777216.bin" || fail "$label: the download moved from replica $1 to $2 differs"
+		moved=$(($(cnt "ctl_$2" data_ack_released) - b))
+		[ "$moved" -gt 10 ] || fail "$label: replica $2 answered $moved data ACKs after the move"
+		log "$label: 16 MB download moved from replica $1 to replica $2 after 1 s: identical; replica $2 answered $moved data ACKs"
+	done
+	route alt
+}
+move_both timestamps
 
 # ---- keep-alive: later responses' entries through Redis ----
 # A connection's later responses are decoded from its stcp_conns entry,
@@ -227,24 +234,8 @@ for n in 1000 65536 1048576; do
 	done
 done
 log "no timestamps: 12 downloads (1 KB to 1 MB, v4 and v6) with packets alternating: bodies identical"
-for hop in "1 2" "2 1"; do
-	set -- $hop
-	route "$1"
-	b=$(cnt "ctl_$2" data_ack_released)
-	in_cl curl -sS -f -m 60 --limit-rate 2M -o "$BODIES/move" \
-		"http://$VIP4/f16777216.bin" 2>"$LOG_DIR/move.err" &
-	PIDS+=($!)
-	sleep 1
-	route "$2"
-	wait "${PIDS[-1]}" || fail "no timestamps: the download moved from replica $1 to $2 failed: $(cat "$LOG_DIR/move.err")"
-	unset 'PIDS[-1]'
-	cmp -s "$BODIES/move" "$ROOT/f16777216.bin" || fail "no timestamps: the download moved from replica $1 to $2 differs"
-	moved=$(($(cnt "ctl_$2" data_ack_released) - b))
-	[ "$moved" -gt 10 ] || fail "no timestamps: replica $2 answered $moved data ACKs after the move"
-	log "no timestamps: 16 MB download moved from replica $1 to replica $2 after 1 s: identical; replica $2 answered $moved data ACKs"
-done
+move_both "no timestamps"
 in_cl sysctl -qw net.ipv4.tcp_timestamps=1
-route alt
 
 # ---- Redis stopped and started during a load run ----
 in_cl wrk -t1 -c16 -d8s --timeout 5s -H 'Connection: close' \

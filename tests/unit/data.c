@@ -648,6 +648,56 @@ static const struct stcp_tx_desc *desc_of(struct tcase *t,
 }
 
 /*
+ * What the multi-segment cases share: they run on CPU 0 (the copies of one
+ * broadcast are numbered per CPU), the copies' devmap has a slot (as stcpd
+ * fills it in native mode), and want, unless NULL, holds the bytes of the
+ * response in slot (its header, then /big.bin's body).
+ */
+struct multi_env {
+	cpu_set_t old;
+	struct stcp_resp resp;
+};
+
+static int multi_begin(struct tcase *t, struct multi_env *m, uint32_t slot,
+		       uint8_t *want)
+{
+	static char hdr[STCP_PAGE_SIZE + 1];
+	struct bpf_devmap_val dv = { .ifindex = 1 };
+	uint32_t zero = 0;
+	cpu_set_t cpus;
+
+	CPU_ZERO(&cpus);
+	CPU_SET(0, &cpus);
+	sched_getaffinity(0, sizeof(m->old), &m->old);
+	sched_setaffinity(0, sizeof(cpus), &cpus);
+	if (slot == ~0u || stcp_resp_read(unit_main.m.pages, unit_main.m.resps,
+					  slot, &m->resp, hdr)) {
+		tc_fail(t, "the object is not cached");
+		return -1;
+	}
+	if (want) {
+		memcpy(want, hdr, m->resp.hdr_len);
+		memcpy(want + m->resp.hdr_len, big_body, BIG_LEN);
+	}
+	if (bpf_map_update_elem(
+		    bpf_map__fd(unit_main.skel->maps.stcp_tx_dm64), &zero, &dv,
+		    BPF_ANY)) {
+		tc_fail(t, "cannot fill stcp_tx_dm64: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void multi_end(struct multi_env *m)
+{
+	uint32_t zero = 0;
+
+	bpf_map_delete_elem(bpf_map__fd(unit_main.skel->maps.stcp_tx_dm64),
+			    &zero);
+	sched_setaffinity(0, sizeof(m->old), &m->old);
+}
+
+/*
  * A response of 14 segments (15 over IPv6, whose MSS is smaller;
  * docs/PROTOCOL.md 7): the request releases the
  * initial window of 10, acknowledging none of the request; each copy of the
@@ -662,16 +712,13 @@ static void case_multi(int family)
 	const char *req =
 		"GET /big.bin HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
 	uint32_t slot = object_slot("/big.bin"), reqlen = strlen(req), tsval0;
-	uint32_t zero = 0, hdr_len, sz = family == 4 ? 1448 : 1428, nsegs;
+	uint32_t hdr_len, sz = family == 4 ? 1448 : 1428, nsegs;
 	const struct stcp_tx_desc *d;
-	struct bpf_devmap_val dv = { .ifindex = 1 };
-	static char hdr[STCP_PAGE_SIZE + 1];
-	struct stcp_resp resp;
 	struct tcase t = { 0 };
+	struct multi_env m;
 	struct pkt_spec s;
 	struct unit_run r;
 	struct dconn c = { 0 };
-	cpu_set_t cpus, old;
 	char name[96];
 
 	snprintf(name, sizeof(name),
@@ -679,28 +726,10 @@ static void case_multi(int family)
 		 "D-SACK, close",
 		 family);
 	t.name = name;
-	/* The copies of one broadcast are numbered per CPU. */
-	CPU_ZERO(&cpus);
-	CPU_SET(0, &cpus);
-	sched_getaffinity(0, sizeof(old), &old);
-	sched_setaffinity(0, sizeof(cpus), &cpus);
-	if (slot == ~0u ||
-	    stcp_resp_read(unit_main.m.pages, unit_main.m.resps, slot, &resp,
-			   hdr)) {
-		tc_fail(&t, "/big.bin is not cached");
+	if (multi_begin(&t, &m, slot, want))
 		goto out;
-	}
-	hdr_len = resp.hdr_len;
+	hdr_len = m.resp.hdr_len;
 	nsegs = (hdr_len + BIG_LEN + sz - 1) / sz;
-	memcpy(want, hdr, hdr_len);
-	memcpy(want + hdr_len, big_body, BIG_LEN);
-	/* What stcpd does in native mode: the copies' devmap has a slot. */
-	if (bpf_map_update_elem(
-		    bpf_map__fd(unit_main.skel->maps.stcp_tx_dm64), &zero, &dv,
-		    BPF_ANY)) {
-		tc_fail(&t, "cannot fill stcp_tx_dm64: %s", strerror(errno));
-		goto out;
-	}
 	if (dconn_open(&t, &c, family, (uint16_t)(44000 + family), true))
 		goto out;
 
@@ -840,9 +869,7 @@ static void case_multi(int family)
 		       verdict_name(r.verdict));
 	}
 out:
-	bpf_map_delete_elem(bpf_map__fd(unit_main.skel->maps.stcp_tx_dm64),
-			    &zero);
-	sched_setaffinity(0, sizeof(old), &old);
+	multi_end(&m);
 	tc_report(&t);
 }
 
@@ -1050,45 +1077,26 @@ out:
 static void case_keepalive_multi(void)
 {
 	static uint8_t want[2 * STCP_PAGE_SIZE + BIG_LEN];
-	static char hdr[STCP_PAGE_SIZE + 1];
 	const char *req1 = "GET /hello.txt HTTP/1.1\r\nHost: a\r\n\r\n";
 	const char *req2 = "GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n";
 	uint32_t slot = object_slot_v("/big.bin", STCP_V_200_KEEPALIVE);
-	uint32_t l1 = strlen(req1), l2 = strlen(req2), sz = 1448, zero = 0;
+	uint32_t l1 = strlen(req1), l2 = strlen(req2), sz = 1448;
 	uint32_t len1, base, total, tsval1, ka0;
-	struct bpf_devmap_val dv = { .ifindex = 1 };
 	struct tcase t = { .name = "data: IPv4 keep-alive 20 KB second "
 				   "response: clones, ACK clock, pipelining "
 				   "refused, our FIN" };
 	const struct stcp_tx_desc *d;
-	struct stcp_resp resp;
 	struct pkt_tcpopts o;
-	cpu_set_t cpus, old;
+	struct multi_env m;
 	struct stcp_conn e;
 	struct pkt_spec s;
 	struct pkt_view v;
 	struct unit_run r;
 	struct dconn c = { 0 };
 
-	CPU_ZERO(&cpus);
-	CPU_SET(0, &cpus);
-	sched_getaffinity(0, sizeof(old), &old);
-	sched_setaffinity(0, sizeof(cpus), &cpus);
-	if (slot == ~0u ||
-	    stcp_resp_read(unit_main.m.pages, unit_main.m.resps, slot, &resp,
-			   hdr)) {
-		tc_fail(&t, "/big.bin is not cached");
+	if (multi_begin(&t, &m, slot, want))
 		goto out;
-	}
-	total = resp.hdr_len + BIG_LEN;
-	memcpy(want, hdr, resp.hdr_len);
-	memcpy(want + resp.hdr_len, big_body, BIG_LEN);
-	if (bpf_map_update_elem(
-		    bpf_map__fd(unit_main.skel->maps.stcp_tx_dm64), &zero, &dv,
-		    BPF_ANY)) {
-		tc_fail(&t, "cannot fill stcp_tx_dm64: %s", strerror(errno));
-		goto out;
-	}
+	total = m.resp.hdr_len + BIG_LEN;
 	if (dconn_open(&t, &c, 4, 45200, true))
 		goto out;
 	s = dconn_seg(&c, 0, 0, PKT_TH_ACK | PKT_TH_PSH, c.synack_tsval, req1);
@@ -1166,9 +1174,7 @@ static void case_keepalive_multi(void)
 	       "final ACK: flags 0x%02x seq 0x%08x, want our FIN", v.flags,
 	       v.seq);
 out:
-	bpf_map_delete_elem(bpf_map__fd(unit_main.skel->maps.stcp_tx_dm64),
-			    &zero);
-	sched_setaffinity(0, sizeof(old), &old);
+	multi_end(&m);
 	tc_report(&t);
 }
 
@@ -1181,42 +1187,23 @@ out:
 static void case_no_ts_multi(void)
 {
 	static uint8_t want[2 * STCP_PAGE_SIZE + BIG_LEN];
-	static char hdr[STCP_PAGE_SIZE + 1];
 	const char *req =
 		"GET /big.bin HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
 	uint32_t slot = object_slot("/big.bin"), reqlen = strlen(req);
-	uint32_t sz = 1460, zero = 0, nsegs;
-	struct bpf_devmap_val dv = { .ifindex = 1 };
+	uint32_t sz = 1460, nsegs;
 	struct tcase t = { .name = "data: no timestamps, 20 KB: clones "
 				   "without options, ACK clock from "
 				   "stcp_conns" };
 	const struct stcp_tx_desc *d;
-	struct stcp_resp resp;
-	cpu_set_t cpus, old;
+	struct multi_env m;
 	struct stcp_conn e;
 	struct pkt_spec s;
 	struct unit_run r;
 	struct dconn c = { 0 };
 
-	CPU_ZERO(&cpus);
-	CPU_SET(0, &cpus);
-	sched_getaffinity(0, sizeof(old), &old);
-	sched_setaffinity(0, sizeof(cpus), &cpus);
-	if (slot == ~0u ||
-	    stcp_resp_read(unit_main.m.pages, unit_main.m.resps, slot, &resp,
-			   hdr)) {
-		tc_fail(&t, "/big.bin is not cached");
+	if (multi_begin(&t, &m, slot, want))
 		goto out;
-	}
-	memcpy(want, hdr, resp.hdr_len);
-	memcpy(want + resp.hdr_len, big_body, BIG_LEN);
-	nsegs = (resp.hdr_len + BIG_LEN + sz - 1) / sz;
-	if (bpf_map_update_elem(
-		    bpf_map__fd(unit_main.skel->maps.stcp_tx_dm64), &zero, &dv,
-		    BPF_ANY)) {
-		tc_fail(&t, "cannot fill stcp_tx_dm64: %s", strerror(errno));
-		goto out;
-	}
+	nsegs = (m.resp.hdr_len + BIG_LEN + sz - 1) / sz;
 	c.nots_sack = true;
 	if (dconn_open(&t, &c, 4, 45300, false))
 		goto out;
@@ -1259,9 +1246,7 @@ static void case_no_ts_multi(void)
 	       verdict_name(r.verdict));
 	expect_counters(&t, &r, STCP_C_DATA_ACK_IDLE, -1);
 out:
-	bpf_map_delete_elem(bpf_map__fd(unit_main.skel->maps.stcp_tx_dm64),
-			    &zero);
-	sched_setaffinity(0, sizeof(old), &old);
+	multi_end(&m);
 	tc_report(&t);
 }
 
@@ -1297,12 +1282,10 @@ static void case_stall(void)
 				   "its end drops it" };
 	int fd = bpf_map__fd(unit_main.skel->maps.stcp_stalls);
 	uint32_t slot = object_slot("/huge.bin"), reqlen = strlen(req);
-	uint32_t zero = 0, sz = 1448, tsval0, total, n = 0;
-	struct bpf_devmap_val dv = { .ifindex = 1 };
+	uint32_t sz = 1448, tsval0, total, n = 0;
 	struct stcp_flow k, next;
 	struct ring_buffer *rb;
-	struct stcp_resp resp;
-	static char hdr[STCP_PAGE_SIZE + 1];
+	struct multi_env m;
 	struct dconn c = { 0 };
 	struct pkt_spec s;
 	struct unit_run r;
@@ -1310,16 +1293,11 @@ static void case_stall(void)
 
 	rb = ring_buffer__new(bpf_map__fd(unit_main.skel->maps.stcp_misses),
 			      stall_take, NULL, NULL);
-	if (!rb || slot == ~0u ||
-	    stcp_resp_read(unit_main.m.pages, unit_main.m.resps, slot, &resp,
-			   hdr) ||
-	    bpf_map_update_elem(
-		    bpf_map__fd(unit_main.skel->maps.stcp_tx_dm64), &zero, &dv,
-		    BPF_ANY)) {
-		tc_fail(&t, "setup: ring, /huge.bin or devmap");
+	if (multi_begin(&t, &m, slot, NULL) || !rb) {
+		tc_fail(&t, "cannot read the ring");
 		goto out;
 	}
-	total = resp.hdr_len + HUGE_LEN;
+	total = m.resp.hdr_len + HUGE_LEN;
 	if (dconn_open(&t, &c, 4, 45400, true))
 		goto out;
 	s = dconn_seg(&c, 0, 0, PKT_TH_ACK | PKT_TH_PSH, c.synack_tsval, req);
@@ -1368,8 +1346,7 @@ static void case_stall(void)
 	EXPECT(&t, bpf_map_get_next_key(fd, NULL, &next),
 	       "an stcp_stalls entry is left after the response's end");
 out:
-	bpf_map_delete_elem(bpf_map__fd(unit_main.skel->maps.stcp_tx_dm64),
-			    &zero);
+	multi_end(&m);
 	ring_buffer__free(rb);
 	tc_report(&t);
 }
