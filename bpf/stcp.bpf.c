@@ -232,6 +232,7 @@ struct data_ack {
 	__u32 ka;	 /* a later response: stcp_conns has it */
 	__u32 req_start; /* ka: the client's first request byte */
 	__u32 nots;	 /* no timestamps: high stands in for t */
+	__u32 key_slot;	 /* first response: the key its flow hash is under */
 	__u32 high;	 /* nots: segments [0, high) have been sent */
 	struct stcp_resp resp; /* the slot the TSecr names */
 };
@@ -1709,6 +1710,7 @@ static __always_inline int decode_first_ack(const struct seg *s,
 			continue;
 		a = ack_offset(s->ack, tsecr, (__u32)f, back);
 		total = resp->hdr_len + resp->body_len;
+		k->key_slot = cur ^ i;
 		if (ack_in_response(a, total, k->sz)) {
 			found = 1;
 			break;
@@ -1864,6 +1866,32 @@ static __always_inline int load_sack(const struct req_scratch *rs,
 #define DATA_CONN_FETCH -8 /* the entry may be in Redis: ask stcpd */
 
 /*
+ * Whether a segment that carries more than the ACK lag's CRLF while a first
+ * response is under way is the request resent whole (its burst was lost,
+ * so the client's timer resends all of it): its sequence number is then
+ * the client's ISN + 1, which the ISN's handshake MAC vouches for (section
+ * 4; the option byte is the data TSval's, the tick now or the one before).
+ * Otherwise it is the next request, sent before this response ended.
+ */
+static __noinline int first_request_resent(const struct seg *s,
+					   const struct data_ack *k)
+{
+	__u32 slot = k->key_slot & 1, now = now_tick(), isn = k->isn1 - 1;
+	struct stcp_key *key = bpf_map_lookup_elem(&stcp_keys, &slot);
+
+	if (!key || !key->valid)
+		return 0;
+	for (__u32 i = 0; i < 2; i++) {
+		__u64 h1 = stcp_handshake_mac(key->k0, key->k1, &s->flow,
+					      s->seq - 1, now - i, k->opts);
+
+		if ((__u32)(h1 >> 56) == isn >> STCP_ISN_MAC_SHIFT)
+			return 1;
+	}
+	return 0;
+}
+
+/*
  * Whether a keep-alive response that ended without our FIN is to be closed
  * now: a request came before it ended (refuse_pipeline()).
  */
@@ -1885,8 +1913,10 @@ static __always_inline int conn_closing(const struct seg *s,
  * (pipelining, RFC 9112 9.3.2). Its bytes will be acknowledged by the
  * segments that follow, which cannot know where the request before it
  * ended, so it cannot be answered: the connection closes once the response
- * has arrived, and the client sends the request again on a new one. The
- * first response has no stcp_conns entry; this one is its only one.
+ * has arrived, and the client sends the request again on a new one
+ * (first_request_resent() and the entry's req_start tell it from the
+ * request resent whole). The first response has no stcp_conns entry; this
+ * one is its only one.
  */
 static __always_inline void refuse_pipeline(const struct seg *s,
 					    struct data_ack *k)
@@ -2110,8 +2140,8 @@ static __noinline int handle_data_ack(struct xdp_md *ctx, struct seg *s,
 	 * resent whole: the next request, before this response ended. It
 	 * stays a probe, so a misjudged resend costs only the keep-alive. */
 	if (s->payload_len && !k->close &&
-	    !(k->ka && s->seq == k->req_start) &&
-	    s->payload_len > request_lead(ctx, s))
+	    s->payload_len > request_lead(ctx, s) &&
+	    !(k->ka ? s->seq == k->req_start : first_request_resent(s, k)))
 		refuse_pipeline(s, k);
 
 	d = &rs->tx;

@@ -4,7 +4,8 @@
 # numgen in the client namespace); every transfer must complete
 # byte-identical within BOUND seconds: 14 KB, 64 KB, 1 MB, 10 MB and 64 MB
 # at every rate, over IPv4 and IPv6, each on its own connection, then 14 KB
-# to 1 MB in turn on keep-alive connections. Then a Python client with a 4 KB receive buffer
+# to 1 MB in turn on keep-alive connections; and wget, Python, ab (with and
+# without -k) and wrk (with and without Connection: close) at every rate. Then a Python client with a 4 KB receive buffer
 # that reads 1 KB every 2 ms, so its window closes again and again, fetches
 # 1 MB over IPv4 and IPv6.
 . "$(dirname "$0")/lib.sh"
@@ -19,6 +20,44 @@ done
 
 topo_up
 stcpd_start --root "$ROOT" --cache-mb 256
+
+# other_clients: at the current loss, wget and Python http.client fetch
+# 1 MB and 10 MB over IPv4 and IPv6, ab makes 10 requests for 64 KB with
+# and without -k, and wrk runs 2 s of 14 KB GETs, with and without
+# Connection: close: every body identical, no request failed.
+other_clients() {
+	local host n out start
+	start=$(date +%s.%N)
+	for host in "$SRV4" "[$SRV6]"; do
+		for n in 1048576 10485760; do
+			rm -f "$BODIES/w"
+			in_c wget -q -T "$BOUND" -t 1 -O "$BODIES/w" "http://$host/f$n.bin" ||
+				fail "loss $loss%: wget $host f$n.bin"
+			cmp -s "$BODIES/w" "$ROOT/f$n.bin" || fail "loss $loss%: wget $host f$n.bin differs"
+			in_c python3 - "$host" "$n" "$ROOT" "$BOUND" <<'PY' || fail "loss $loss%: python $host f$n.bin"
+import http.client, sys
+host, n, root, bound = sys.argv[1].strip("[]"), sys.argv[2], sys.argv[3], int(sys.argv[4])
+c = http.client.HTTPConnection(host, 80, timeout=bound)
+c.request("GET", f"/f{n}.bin")
+r = c.getresponse()
+assert r.status == 200 and r.read() == open(f"{root}/f{n}.bin", "rb").read()
+PY
+		done
+	done
+	for k in "" -k; do
+		out=$(in_c ab -q -s "$BOUND" -n 10 -c 2 $k "http://$SRV4/f65536.bin" 2>&1) ||
+			fail "loss $loss%: ab $k: $out"
+		grep -q '^Complete requests: *10$' <<<"$out" && grep -q '^Failed requests: *0$' <<<"$out" &&
+			grep -q '^HTML transferred: *655360 bytes' <<<"$out" ||
+			fail "loss $loss%: ab $k: $(grep -iE 'complete|failed|html' <<<"$out")"
+	done
+	for h in "Connection: keep-alive" "Connection: close"; do
+		out=$(in_c wrk -t 1 -c 4 -d 2s --timeout 20s -H "$h" "http://$SRV4/f14000.bin" 2>&1) ||
+			fail "loss $loss%: wrk ($h): $out"
+		grep -q 'Socket errors\|Non-2xx' <<<"$out" && fail "loss $loss%: wrk ($h): $(grep -E 'errors|Non-2xx' <<<"$out")"
+	done
+	log "loss $loss%: wget and Python (1 MB, 10 MB, IPv4 and IPv6) identical, ab with and without -k, wrk with and without Connection: close: no failure ($(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s)"
+}
 
 # get HOST SIZE: curl within BOUND, byte-identical; prints the time.
 get() {
@@ -53,6 +92,7 @@ for loss in 1 5 10; do
 		conns=$(keepalive_fetch "$host" 14000 65536 1048576 14000 65536 1048576)
 		log "loss $loss%: keep-alive from $host: 14 KB, 64 KB, 1 MB twice byte-identical, connects per transfer: $conns"
 	done
+	other_clients
 done
 set_loss 0
 
