@@ -6,8 +6,9 @@
 #    over IPv4 and IPv6, sha256 equal to the file's; tshark finds no bad
 #    checksum and no TCP option in our segments;
 #  - keep-alive: all sizes in turn on one connection;
-#  - 5% random loss each way (nftables numgen): 14 KB, 64 KB and 1 MB, and
-#    a keep-alive run of them, byte-identical within BOUND seconds.
+#  - 5% random loss each way (nftables numgen): 14 KB, 64 KB, 1 MB and
+#    10 MB by curl and Python over both families, 64 MB by curl, and a
+#    keep-alive run, byte-identical within BOUND seconds.
 . "$(dirname "$0")/lib.sh"
 
 BOUND=90
@@ -15,7 +16,7 @@ ROOT=$(mktemp -d /tmp/stcp-nots-root.XXXXXX)
 BODIES=$(mktemp -d /tmp/stcp-nots-bodies.XXXXXX)
 EXTRA_CLEANUP+=("rm -rf $ROOT $BODIES")
 SIZES="0 1 1447 1448 1449 14000 65536 1048576 67108864"
-for n in $SIZES; do
+for n in $SIZES 10485760; do
 	head -c "$n" /dev/urandom >"$ROOT/f$n.bin"
 done
 
@@ -75,18 +76,19 @@ log "keep-alive without timestamps: 8 sizes on one connection, IPv4 and IPv6"
 
 set_loss 5
 start=$(date +%s.%N)
-for n in 14000 65536 1048576; do
+for n in 14000 65536 1048576 10485760; do
 	for host in "$SRV4" "[$SRV6]"; do
 		fetch curl "$host" "$n"
 		fetch python "$host" "$n"
 	done
 done
+fetch curl "$SRV4" 67108864
 for host in "$SRV4" "[$SRV6]"; do
 	conns=$(keepalive_fetch "$host" 14000 65536 1048576 14000)
 	log "5% loss, keep-alive from $host: connects per transfer $conns"
 done
 t=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-log "5% loss each way, no timestamps: 12 transfers and 2 keep-alive runs byte-identical in $t s"
+log "5% loss each way, no timestamps: 17 transfers (14 KB to 64 MB) and 2 keep-alive runs byte-identical in $t s"
 for c in bad_cookie stale_cookie conn_missing drop_tx_failed; do
 	v=$(counter "$c")
 	[ "$v" = 0 ] || fail "$c=$v"
