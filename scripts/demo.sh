@@ -65,6 +65,18 @@ for i in range(n):
     c.close()
 dt = time.perf_counter() - t0
 print(f"  python http.client: {ok}/{n} GETs, one connection each, {n / dt:.0f}/s")
+t0 = time.perf_counter()
+c = http.client.HTTPConnection(sys.argv[1], 80, timeout=5)
+ok = 0
+for i in range(n):
+    c.request("GET", "/hello.txt")
+    r = c.getresponse()
+    ok += r.status == 200 and r.read() == b"stcp demo\n"
+port = c.sock.getsockname()[1]
+c.close()
+dt = time.perf_counter() - t0
+print(f"  python http.client: {ok}/{n} GETs on one keep-alive connection "
+      f"(local port {port}), {n / dt:.0f}/s")
 print(f"  curl /missing -> ", end="")
 PY
 in_c curl -s -m 5 -o /dev/null -w '%{http_code}\n' "http://$SRV4/missing"
