@@ -1250,6 +1250,69 @@ out:
 	tc_report(&t);
 }
 
+/*
+ * A first response, keep-alive, under way: the request resent whole (its
+ * sequence number is the client's ISN + 1, which the ISN's handshake MAC
+ * vouches for) is a probe that keeps the keep-alive; the next request
+ * sent before the response ended is a probe that refuses it.
+ */
+static void case_first_resend_or_pipeline(void)
+{
+	const char *req = "GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n";
+	uint32_t slot = object_slot_v("/big.bin", STCP_V_200_KEEPALIVE);
+	uint32_t reqlen = strlen(req), sz = 1448, tsval0;
+	struct tcase t = { .name = "data: a first request resent whole keeps "
+				   "the keep-alive; the next one sent early "
+				   "refuses it" };
+	const struct stcp_tx_desc *d;
+	struct multi_env m;
+	struct pkt_spec s;
+	struct unit_run r;
+	struct dconn c = { 0 };
+
+	if (multi_begin(&t, &m, slot, NULL))
+		goto out;
+	if (dconn_open(&t, &c, 4, 45500, true))
+		goto out;
+	s = dconn_seg(&c, 0, 0, PKT_TH_ACK | PKT_TH_PSH, c.synack_tsval, req);
+	if (run(&t, &s, &r))
+		goto out;
+	expect_counters(&t, &r, STCP_C_REQUEST_ANSWERED, -1);
+	tsval0 = stcp_data_tsval(c.isn + 1, 0, LINUX_OPTS, slot);
+
+	/* Segments 0 and 1 arrived, none of the request is acknowledged:
+	 * the client's timer resends all of it. */
+	s = dconn_seg(&c, 0, 2 * sz, PKT_TH_ACK | PKT_TH_PSH, tsval0, req);
+	s.window = 4000;
+	if (run(&t, &s, &r))
+		goto out;
+	d = desc_of(&t, &r);
+	EXPECT(&t,
+	       r.delta[STCP_C_DATA_PROBE] == 1 &&
+		       r.delta[STCP_C_PIPELINE_REFUSED] == 0 && d &&
+		       !(d->flags & STCP_TX_F_CLOSE),
+	       "resent request: data_probe %llu, pipeline_refused %llu",
+	       (unsigned long long)r.delta[STCP_C_DATA_PROBE],
+	       (unsigned long long)r.delta[STCP_C_PIPELINE_REFUSED]);
+
+	/* The next request, from the end of this one. */
+	s = dconn_seg(&c, reqlen, 2 * sz, PKT_TH_ACK | PKT_TH_PSH, tsval0, req);
+	s.window = 4000;
+	if (run(&t, &s, &r))
+		goto out;
+	d = desc_of(&t, &r);
+	EXPECT(&t,
+	       r.delta[STCP_C_DATA_PROBE] == 1 &&
+		       r.delta[STCP_C_PIPELINE_REFUSED] == 1 && d &&
+		       (d->flags & STCP_TX_F_CLOSE),
+	       "early next request: data_probe %llu, pipeline_refused %llu",
+	       (unsigned long long)r.delta[STCP_C_DATA_PROBE],
+	       (unsigned long long)r.delta[STCP_C_PIPELINE_REFUSED]);
+out:
+	multi_end(&m);
+	tc_report(&t);
+}
+
 /* The stall events the ring gave, for case_stall. */
 static struct stcp_stall_event stall_last;
 static int stall_seen;
@@ -1422,6 +1485,7 @@ void data_run_all(void)
 	case_keepalive(6);
 	case_keepalive_multi();
 	case_no_ts_multi();
+	case_first_resend_or_pipeline();
 	case_stall();
 out:
 	if (loaded) {
