@@ -233,6 +233,7 @@ struct data_ack {
 	__u32 req_start; /* ka: the client's first request byte */
 	__u32 nots;	 /* no timestamps: high stands in for t */
 	__u32 key_slot;	 /* first response: the key its flow hash is under */
+	__u32 lead;	 /* DATA_NEXT_REQUEST: bytes before the request */
 	__u32 high;	 /* nots: segments [0, high) have been sent */
 	struct stcp_resp resp; /* the slot the TSecr names */
 };
@@ -1228,33 +1229,53 @@ static __always_inline __u32 request_lead(struct xdp_md *ctx,
 	return 0;
 }
 
-/* Writes a connection's entry, and with --redis sends it to stcpd for
- * Redis (include/stcp_conn.h). Returns 0 or -1 (the map refused it). */
-static __noinline int conn_put(const struct stcp_flow *flow,
-			       const struct stcp_conn *c)
+/* With --redis, sends a connection's entry as it now stands to stcpd for
+ * Redis, without waiting (include/stcp_conn.h). */
+static __noinline void conn_publish(const struct stcp_flow *flow,
+				    const struct stcp_conn *c)
 {
 	struct stcp_conn_event *e;
 
-	if (bpf_map_update_elem(&stcp_conns, flow, c, BPF_ANY))
-		return -1;
 	if (!stcp_conn_sync)
-		return 0;
+		return;
 	e = bpf_ringbuf_reserve(&stcp_misses, sizeof(*e), 0);
 	if (!e) {
 		count(STCP_C_CONN_SYNC_LOST);
-		return 0;
+		return;
 	}
 	e->kind = STCP_EV_CONN_PUT;
 	e->pad = 0;
 	__builtin_memcpy(&e->flow, flow, sizeof(e->flow));
 	__builtin_memcpy(&e->conn, c, sizeof(e->conn));
 	bpf_ringbuf_submit(e, 0);
-	return 0;
+}
+
+/* Writes an entry that closes the connection after the response that
+ * starts at base, and publishes it; built in the scratch map, not on the
+ * deep data path's stack. */
+static __noinline void conn_put_close(const struct seg *s, __u32 base,
+				      __u32 slot, __u32 total, __u32 opts)
+{
+	struct req_scratch *rs = scratch();
+	struct stcp_conn *c;
+
+	if (!rs)
+		return;
+	c = &rs->conn;
+	__builtin_memset(c, 0, sizeof(*c));
+	c->base = base;
+	c->slot = slot;
+	c->total = total;
+	c->opts = opts;
+	c->flags = STCP_CONN_F_CLOSE;
+	if (!bpf_map_update_elem(&stcp_conns, &s->flow, c, BPF_ANY))
+		conn_publish(&s->flow, c);
 }
 
 /*
  * A request: the first of a connection (docs/PROTOCOL.md 7.1), or, with
- * next, a later one on a keep-alive connection (7.10), whose response
+ * next (1 + the bytes before it, which data_after_response() measured), a
+ * later one on a keep-alive connection (7.10), whose response
  * starts at the ACK number and is entered in stcp_conns. A response that
  * fits one segment goes out in the request's own frame when it has room
  * (with our FIN unless it is a keep-alive variant); anything else goes out
@@ -1281,7 +1302,7 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 	r = &rs->r;
 	__builtin_memset(r, 0, sizeof(*r));
 	if (next)
-		lead = request_lead(ctx, s);
+		lead = (next - 1) & 3;
 	n = s->payload_len - lead;
 	if (n > STCP_HTTP_MAX_REQ)
 		n = STCP_HTTP_MAX_REQ;
@@ -1290,7 +1311,7 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 
 		/* 1..STCP_HTTP_MAX_REQ in a form the verifier follows. */
 		asm volatile("" : "+r"(m));
-		if (bpf_xdp_load_bytes(ctx, s->opt_off + s->opt_len + (lead & 3),
+		if (bpf_xdp_load_bytes(ctx, s->opt_off + s->opt_len + lead,
 				       sc->buf,
 				       (m & (STCP_HTTP_MAX_REQ - 1)) + 1))
 			return send_rst(ctx, s, STCP_C_DATA_REFUSED);
@@ -1780,6 +1801,7 @@ static __noinline int decode_data_ack(const struct seg *s,
 	k->t = k->j;
 	lo_off = (__s64)k->a - back;
 	if (k->nots) {
+		/* no TSecr: t stays j, and high says what was out */
 	} else if (lo_off <= 0) {
 		if (lo_off > -1024)
 			k->t = 0;
@@ -1924,20 +1946,13 @@ static __always_inline void refuse_pipeline(const struct seg *s,
 	struct stcp_conn *c = bpf_map_lookup_elem(&stcp_conns, &s->flow);
 
 	if (k->ka) {
+		/* The entry is changed in place; only Redis needs telling. */
 		if (c) {
 			c->flags |= STCP_CONN_F_CLOSE;
-			conn_put(&s->flow, c);
+			conn_publish(&s->flow, c);
 		}
 	} else {
-		struct stcp_conn n = {
-			.base = k->isn1,
-			.slot = k->slot,
-			.total = k->total,
-			.opts = k->opts,
-			.flags = STCP_CONN_F_CLOSE,
-		};
-
-		conn_put(&s->flow, &n);
+		conn_put_close(s, k->isn1, k->slot, k->total, k->opts);
 	}
 	k->close = 1;
 	count(STCP_C_PIPELINE_REFUSED);
@@ -1947,12 +1962,7 @@ static __always_inline void refuse_pipeline(const struct seg *s,
  * response arrived: what conn_closing() reads is enough. */
 static __always_inline void refuse_pipeline_early(const struct seg *s)
 {
-	struct stcp_conn n = {
-		.base = s->ack,
-		.flags = STCP_CONN_F_CLOSE,
-	};
-
-	conn_put(&s->flow, &n);
+	conn_put_close(s, s->ack, 0, 0, 0);
 	count(STCP_C_PIPELINE_REFUSED);
 }
 
@@ -1974,12 +1984,16 @@ static __always_inline int data_after_response(struct xdp_md *ctx,
 	struct req_scratch *rs = scratch();
 	__u32 lead;
 
+	if (!rs)
+		return finish(STCP_C_DROP_MALFORMED, XDP_DROP);
 	if (k->a == k->total) {
 		if ((s->flags & TCP_FLAG_FIN) || conn_closing(s, k))
 			return DATA_CLOSE;
 		lead = request_lead(ctx, s);
-		if (s->payload_len > lead)
+		if (s->payload_len > lead) {
+			rs->dk.lead = lead; /* handle_request() skips them */
 			return DATA_NEXT_REQUEST;
+		}
 		if (s->payload_len)
 			return DATA_ANSWER_FIN;
 		/* SACK blocks past this response: the next one is under way
@@ -1988,7 +2002,7 @@ static __always_inline int data_after_response(struct xdp_md *ctx,
 		 * leave that request unanswered for good; unacknowledged,
 		 * the client's timer resends it (as for a first request,
 		 * before_first_segment()). */
-		for (__u32 i = 0; i < MAX_SACK_BLOCKS && rs; i++)
+		for (__u32 i = 0; i < MAX_SACK_BLOCKS; i++)
 			if (i < o->nsack &&
 			    rs->sack[2 * i] - k->isn1 >= k->total)
 				return finish(STCP_C_DATA_ACK_IDLE, XDP_DROP);
@@ -2057,16 +2071,18 @@ static __noinline void stall_note(struct xdp_md *ctx, const struct seg *s,
 				  const struct tcp_opts *o,
 				  const struct data_ack *k)
 {
-	struct req_scratch *rs = scratch();
+	struct req_scratch *rs;
 	struct stcp_stall *v;
 
-	if (!rs)
+	/* A short response never has an entry: nothing to look up. */
+	if (k->nsegs <= STCP_STALL_MIN_SEGS)
 		return;
 	if (k->a >= k->total) {
 		bpf_map_delete_elem(&stcp_stalls, &s->flow);
 		return;
 	}
-	if (k->nsegs <= STCP_STALL_MIN_SEGS || s->payload_len == 1)
+	rs = scratch();
+	if (!rs || s->payload_len == 1)
 		return;
 	v = bpf_map_lookup_elem(&stcp_stalls, &s->flow);
 	if (!v) {
@@ -2311,7 +2327,8 @@ static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 			return answer_fin_after_response(ctx, s, o,
 							 after == DATA_CLOSE);
 		if (after == DATA_NEXT_REQUEST)
-			return handle_request(ctx, s, o, rs->dk.opts, 1);
+			return handle_request(ctx, s, o, rs->dk.opts,
+					      rs->dk.lead + 1);
 		if (after == DATA_CONN_MISSING)
 			return send_rst(ctx, s, STCP_C_CONN_MISSING);
 		if (after == DATA_CONN_FETCH)

@@ -1251,7 +1251,8 @@ out:
 }
 
 /*
- * A first response, keep-alive, under way: the request resent whole (its
+ * A first response, keep-alive. Its end's ACK gets a pure ACK, unless SACK
+ * blocks show the next response under way. While it is under way, the request resent whole (its
  * sequence number is the client's ISN + 1, which the ISN's handshake MAC
  * vouches for) is a probe that keeps the keep-alive; the next request
  * sent before the response ended is a probe that refuses it.
@@ -1260,10 +1261,11 @@ static void case_first_resend_or_pipeline(void)
 {
 	const char *req = "GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n";
 	uint32_t slot = object_slot_v("/big.bin", STCP_V_200_KEEPALIVE);
-	uint32_t reqlen = strlen(req), sz = 1448, tsval0;
-	struct tcase t = { .name = "data: a first request resent whole keeps "
-				   "the keep-alive; the next one sent early "
-				   "refuses it" };
+	uint32_t reqlen = strlen(req), sz = 1448, tsval0, tsend, total;
+	struct tcase t = { .name = "data: a keep-alive first response: its "
+				   "end's ACK answered unless SACKs show the "
+				   "next; a resent request keeps the "
+				   "keep-alive, an early next one refuses it" };
 	const struct stcp_tx_desc *d;
 	struct multi_env m;
 	struct pkt_spec s;
@@ -1279,6 +1281,33 @@ static void case_first_resend_or_pipeline(void)
 		goto out;
 	expect_counters(&t, &r, STCP_C_REQUEST_ANSWERED, -1);
 	tsval0 = stcp_data_tsval(c.isn + 1, 0, LINUX_OPTS, slot);
+
+	/* All of it arrived: the ACK gets a pure ACK of the CRLF the ACK lag
+	 * held back. With a SACK block past its end (the next response's
+	 * first segment lost), that ACK would cover the unanswered next
+	 * request: dropped instead. */
+	total = m.resp.hdr_len + BIG_LEN;
+	tsend = stcp_data_tsval(c.isn + 1 + (total - 1) / sz * sz, 0,
+				LINUX_OPTS, slot);
+	s = dconn_seg(&c, reqlen, total, PKT_TH_ACK, tsend, NULL);
+	if (run(&t, &s, &r))
+		goto out;
+	EXPECT(&t, r.verdict == XDP_TX, "ACK of all: %s, want a pure ACK",
+	       verdict_name(r.verdict));
+	expect_counters(&t, &r, STCP_C_RESPONSE_ACKED, STCP_C_TX_ACK);
+	s = dconn_seg(&c, 2 * reqlen, total, PKT_TH_ACK, tsend, NULL);
+	{
+		uint32_t e[2] = { c.isn + 1 + total + sz,
+				  c.isn + 1 + total + 2 * sz };
+
+		pkt_opt_sack(&s, e, 1);
+	}
+	if (run(&t, &s, &r))
+		goto out;
+	EXPECT(&t, r.verdict == XDP_DROP,
+	       "ACK of all with a SACK block past it: %s, want a drop",
+	       verdict_name(r.verdict));
+	expect_counters(&t, &r, STCP_C_DATA_ACK_IDLE, -1);
 
 	/* Segments 0 and 1 arrived, none of the request is acknowledged:
 	 * the client's timer resends all of it. */
