@@ -85,6 +85,35 @@ table inet stcp_loss {
 EOF
 }
 
+# fetch_body TOOL HOST SIZE: $ROOT/fSIZE.bin by curl (curl10, curl11 for
+# --http1.0, --http1.1), wget or Python http.client, within ${BOUND:-60} s;
+# the body must equal the file.
+fetch_body() {
+	local tool=$1 host=$2 n=$3 out="$BODIES/body" rc=0 url bound=${BOUND:-60}
+	url="http://$host/f$n.bin"
+	rm -f "$out"
+	case $tool in
+	curl) in_c curl -sS -m "$bound" -o "$out" "$url" || rc=$? ;;
+	curl10) in_c curl -sS -m "$bound" --http1.0 -o "$out" "$url" || rc=$? ;;
+	curl11) in_c curl -sS -m "$bound" --http1.1 -o "$out" "$url" || rc=$? ;;
+	wget) in_c wget -q -T "$bound" -t 1 -O "$out" "$url" || rc=$? ;;
+	python)
+		in_c python3 - "$url" "$out" "$bound" <<'PY' || rc=$?
+import http.client, sys, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+c = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=int(sys.argv[3]))
+c.request("GET", u.path)
+r = c.getresponse()
+assert r.status == 200, r.status
+open(sys.argv[2], "wb").write(r.read())
+PY
+		;;
+	esac
+	[ "$rc" = 0 ] || fail "$tool $url: exit $rc"
+	cmp -s "$out" "$ROOT/f$n.bin" ||
+		fail "$tool $url: body differs ($(stat -c %s "$out") bytes)"
+}
+
 # keepalive_fetch HOST SIZE...: one curl fetches $ROOT/fSIZE.bin for each
 # SIZE in turn, on a keep-alive connection, within ${BOUND:-60} s; every
 # body must equal its file. Prints curl's connects per transfer.

@@ -21,44 +21,18 @@ topo_up
 stcpd_start --root "$ROOT" --cache-mb 256
 maps_before=$(map_entries)
 
-# fetch TOOL FAMILY SIZE: the body must hash like the file.
-fetch() {
-	local tool=$1 host=$2 n=$3 out="$BODIES/body" rc=0 url
-	url="http://$host/f$n.bin"
-	rm -f "$out"
-	case $tool in
-	curl10) in_c curl -sS -m 60 --http1.0 -o "$out" "$url" || rc=$? ;;
-	curl11) in_c curl -sS -m 60 --http1.1 -o "$out" "$url" || rc=$? ;;
-	wget) in_c wget -q -T 60 -t 1 -O "$out" "$url" || rc=$? ;;
-	python)
-		in_c python3 - "$url" "$out" <<'PY' || rc=$?
-import http.client, sys, urllib.parse
-u = urllib.parse.urlsplit(sys.argv[1])
-c = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=60)
-c.request("GET", u.path)
-r = c.getresponse()
-assert r.status == 200, r.status
-open(sys.argv[2], "wb").write(r.read())
-PY
-		;;
-	esac
-	[ "$rc" = 0 ] || fail "$tool $url: exit $rc"
-	[ "$(sha256sum <"$out")" = "$(sha256sum <"$ROOT/f$n.bin")" ] ||
-		fail "$tool $url: body differs ($(stat -c %s "$out") bytes)"
-}
-
 wire_capture_start
 for n in 0 1 1447 1448 1449 14000 65536 1048576; do
-	fetch curl11 "$SRV4" "$n"
-	fetch curl11 "[$SRV6]" "$n"
+	fetch_body curl11 "$SRV4" "$n"
+	fetch_body curl11 "[$SRV6]" "$n"
 done
 wire_check 1500
 
 fetched=0
 for n in $SIZES; do
 	for tool in curl10 curl11 wget python; do
-		fetch "$tool" "$SRV4" "$n"
-		fetch "$tool" "[$SRV6]" "$n"
+		fetch_body "$tool" "$SRV4" "$n"
+		fetch_body "$tool" "[$SRV6]" "$n"
 		fetched=$((fetched + 2))
 	done
 done

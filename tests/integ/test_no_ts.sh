@@ -24,35 +24,10 @@ topo_up
 in_c sysctl -qw net.ipv4.tcp_timestamps=0
 stcpd_start --root "$ROOT" --cache-mb 256
 
-fetch() {
-	local tool=$1 host=$2 n=$3 out="$BODIES/body" rc=0 url
-	url="http://$host/f$n.bin"
-	rm -f "$out"
-	case $tool in
-	curl) in_c curl -sS -m "$BOUND" -o "$out" "$url" || rc=$? ;;
-	wget) in_c wget -q -T "$BOUND" -t 1 -O "$out" "$url" || rc=$? ;;
-	python)
-		in_c python3 - "$url" "$out" <<'PY' || rc=$?
-import http.client, sys, urllib.parse
-u = urllib.parse.urlsplit(sys.argv[1])
-c = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=90)
-c.request("GET", u.path)
-r = c.getresponse()
-assert r.status == 200, r.status
-open(sys.argv[2], "wb").write(r.read())
-PY
-		;;
-	esac
-	[ "$rc" = 0 ] || fail "$tool $url: exit $rc"
-	cmp -s "$out" "$ROOT/f$n.bin" ||
-		fail "$tool $url: body differs ($(stat -c %s "$out") bytes)"
-}
-
-
 wire_capture_start
 for n in 0 1 1449 65536 1048576; do
-	fetch curl "$SRV4" "$n"
-	fetch curl "[$SRV6]" "$n"
+	fetch_body curl "$SRV4" "$n"
+	fetch_body curl "[$SRV6]" "$n"
 done
 wire_check 1000
 opts=$(tshark -r "$PCAP" -Y "tcp.srcport == $PORT && tcp.len > 0 && tcp.options" 2>/dev/null | wc -l)
@@ -62,8 +37,8 @@ log "capture: $opts data segments of ours with options, $ts segments with timest
 
 for n in $SIZES; do
 	for tool in curl wget python; do
-		fetch "$tool" "$SRV4" "$n"
-		fetch "$tool" "[$SRV6]" "$n"
+		fetch_body "$tool" "$SRV4" "$n"
+		fetch_body "$tool" "[$SRV6]" "$n"
 	done
 done
 log "curl, wget, python without timestamps: every size ($SIZES) byte-identical over IPv4 and IPv6"
@@ -78,11 +53,11 @@ set_loss 5
 start=$(date +%s.%N)
 for n in 14000 65536 1048576 10485760; do
 	for host in "$SRV4" "[$SRV6]"; do
-		fetch curl "$host" "$n"
-		fetch python "$host" "$n"
+		fetch_body curl "$host" "$n"
+		fetch_body python "$host" "$n"
 	done
 done
-fetch curl "$SRV4" 67108864
+fetch_body curl "$SRV4" 67108864
 for host in "$SRV4" "[$SRV6]"; do
 	conns=$(keepalive_fetch "$host" 14000 65536 1048576 14000)
 	log "5% loss, keep-alive from $host: connects per transfer $conns"
