@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 
 #include <hiredis/hiredis.h>
@@ -15,7 +14,6 @@
 #include "redis_conns.h"
 #include "redis_keys.h"
 
-#define IO_TIMEOUT_MS 500    /* connect, and every command */
 #define RETRY_MS      1000   /* between connection attempts */
 #define MAX_PENDING   4096   /* writes queued before a flush is forced */
 #define KEY_MAX	      (64 + 5 + 2 * sizeof(struct stcp_flow) + 1)
@@ -77,45 +75,20 @@ static void link_lost(struct stcp_connd *cd, const char *reason)
 	}
 }
 
-/* Connected, or trying when due; false while Redis is away. */
+/* Connected, or trying when due; false while Redis is away. The link is
+ * made as the key keeper's is (stcp_redis_connect(): timeouts, AUTH). */
 static bool link_ready(struct stcp_connd *cd)
 {
-	struct timeval tv = { .tv_sec = 0, .tv_usec = IO_TIMEOUT_MS * 1000 };
-	const char *pass = getenv("STCP_REDIS_PASSWORD");
-	const char *user = getenv("STCP_REDIS_USER");
-	redisContext *c;
+	char why[160];
 
 	if (cd->rc)
 		return true;
 	if (mono_ms() < cd->next_try_ms)
 		return false;
-	if (cd->addr.is_unix)
-		c = redisConnectUnixWithTimeout(cd->addr.path, tv);
-	else
-		c = redisConnectWithTimeout(cd->addr.host, cd->addr.port, tv);
-	if (!c || c->err || redisSetTimeout(c, tv) != REDIS_OK) {
-		char why[160];
-
-		snprintf(why, sizeof(why), "%s",
-			 c && c->err ? c->errstr : "cannot connect");
-		if (c)
-			redisFree(c);
+	cd->rc = stcp_redis_connect(&cd->addr, why, sizeof(why));
+	if (!cd->rc) {
 		link_lost(cd, why);
 		return false;
-	}
-	cd->rc = c;
-	if (pass && *pass) {
-		redisReply *r = user && *user ?
-					redisCommand(c, "AUTH %s %s", user, pass) :
-					redisCommand(c, "AUTH %s", pass);
-		bool ok = r && r->type != REDIS_REPLY_ERROR;
-
-		if (r)
-			freeReplyObject(r);
-		if (!ok) {
-			link_lost(cd, "AUTH refused");
-			return false;
-		}
 	}
 	if (cd->outage)
 		log_info("redis: connection state: connected to %s again",
