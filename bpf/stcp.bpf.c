@@ -2259,6 +2259,29 @@ static __noinline int before_first_segment(const struct seg *s,
 }
 
 /*
+ * Without timestamps the cookie is the ISN alone, of which 24 bits are
+ * checked: about one ACK in 2^22 of a long response would pass for a
+ * handshake ACK (or for a stale one, and be reset). Such a connection has
+ * an entry (7.11): an ACK inside its response, from just after its
+ * request, is a data ACK and never tried as a cookie. A new connection on
+ * the same ports passes for one only if both its ISNs land there.
+ */
+static __always_inline int nots_response_ack(const struct seg *s)
+{
+	struct stcp_conn *c = bpf_map_lookup_elem(&stcp_conns, &s->flow);
+	__u32 a;
+
+	if (!c || (c->flags & (STCP_CONN_F_NOTS | STCP_CONN_F_GONE)) !=
+			  STCP_CONN_F_NOTS)
+		return 0;
+	a = s->ack - c->base;
+	/* a == 0 acknowledges nothing: a resent request or handshake ACK,
+	 * which the cookie tells. */
+	return a && a <= c->total + 1 &&
+	       s->seq - c->req_start <= STCP_REASM_MAX + 1;
+}
+
+/*
  * A segment that is not a SYN. Before any data has flowed, the client's
  * sequence and acknowledgement numbers still point at both ISNs: seq - 1 is
  * its ISN and ack - 1 ours, or seq - 2 and ack - 2 once both FINs are out.
@@ -2268,7 +2291,7 @@ static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 	struct req_scratch *rs = scratch();
 	__u32 ts_flag, match;
 	struct tcp_opts *o;
-	int res;
+	int res, data_ack;
 
 	if (!(s->flags & TCP_FLAG_ACK))
 		return finish(STCP_C_DROP_BAD_FLAGS, XDP_DROP);
@@ -2282,7 +2305,10 @@ static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 		return finish(STCP_C_DROP_MALFORMED, XDP_DROP);
 	ts_flag = o->has_ts ? COOKIE_HAS_TS : 0;
 
-	match = check_cookie(s, s->ack - 1, s->seq - 1, o->tsecr, ts_flag);
+	data_ack = !o->has_ts && nots_response_ack(s);
+	match = data_ack ? COOKIE_BAD :
+			   check_cookie(s, s->ack - 1, s->seq - 1, o->tsecr,
+					ts_flag);
 	res = match & COOKIE_RES_MASK;
 	if (res == COOKIE_OK) {
 		if (s->payload_len)
@@ -2296,7 +2322,7 @@ static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 	}
 
 	/* The last ACK of a close, acknowledging our FIN. */
-	if (res == COOKIE_BAD && !s->payload_len &&
+	if (res == COOKIE_BAD && !data_ack && !s->payload_len &&
 	    !(s->flags & TCP_FLAG_FIN)) {
 		int res2 = check_cookie(s, s->ack - 2, s->seq - 2, o->tsecr,
 					ts_flag | COOKIE_CLOSE) &

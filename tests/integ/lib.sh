@@ -173,7 +173,11 @@ cleanup() {
 		for f in "$LOG_DIR"/*; do
 			[ -s "$f" ] || continue
 			echo "---- $f" >&2
-			tail -n 30 "$f" >&2
+			# A capture is shown as its last packets, never as bytes.
+			case $f in
+			*.pcap) tshark -n -r "$f" 2>&1 | tail -n 30 >&2 ;;
+			*) grep -Iq . "$f" && tail -n 30 "$f" >&2 ;;
+			esac
 		done
 	fi
 	rm -rf "$LOG_DIR"

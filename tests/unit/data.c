@@ -30,6 +30,8 @@ static int run_reply(struct tcase *t, const struct pkt_spec *s,
 		     struct unit_run *r, struct pkt_view *v,
 		     struct pkt_tcpopts *o, const char *what);
 static bool conn_entry(uint32_t base, struct stcp_conn *out);
+static bool conn_entry_flow(uint32_t base, struct stcp_flow *flow,
+			    struct stcp_conn *out);
 
 struct dconn {
 	struct pkt_spec spec; /* addresses and ports, reused per segment */
@@ -893,7 +895,9 @@ static int run_reply(struct tcase *t, const struct pkt_spec *s,
 }
 
 /* The stcp_conns entry whose response starts at base, if any. */
-static bool conn_entry(uint32_t base, struct stcp_conn *out)
+/* The stcp_conns entry whose response starts at base, and its flow. */
+static bool conn_entry_flow(uint32_t base, struct stcp_flow *flow,
+			    struct stcp_conn *out)
 {
 	int fd = bpf_map__fd(unit_main.skel->maps.stcp_conns);
 	struct stcp_flow k, next;
@@ -902,10 +906,19 @@ static bool conn_entry(uint32_t base, struct stcp_conn *out)
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		k = next;
 		prev = &k;
-		if (!bpf_map_lookup_elem(fd, &k, out) && out->base == base)
+		if (!bpf_map_lookup_elem(fd, &k, out) && out->base == base) {
+			*flow = k;
 			return true;
+		}
 	}
 	return false;
+}
+
+static bool conn_entry(uint32_t base, struct stcp_conn *out)
+{
+	struct stcp_flow flow;
+
+	return conn_entry_flow(base, &flow, out);
 }
 
 /*
@@ -1195,6 +1208,7 @@ static void case_no_ts_multi(void)
 				   "without options, ACK clock from "
 				   "stcp_conns" };
 	const struct stcp_tx_desc *d;
+	struct stcp_flow flow;
 	struct multi_env m;
 	struct stcp_conn e;
 	struct pkt_spec s;
@@ -1245,6 +1259,39 @@ static void case_no_ts_multi(void)
 	EXPECT(&t, r.verdict == XDP_DROP, "duplicate ACK: %s",
 	       verdict_name(r.verdict));
 	expect_counters(&t, &r, STCP_C_DATA_ACK_IDLE, -1);
+
+	/* Without timestamps the cookie is the ISN alone: a data ACK can
+	 * carry numbers that pass for a handshake ACK. Moved so that this
+	 * connection's own handshake numbers fall two segments into the
+	 * response, just after the request, the entry makes the segment a
+	 * data ACK; with its request far away, a new connection on the same
+	 * ports, the cookie answers. */
+	if (!conn_entry_flow(c.isn + 1, &flow, &e))
+		goto out;
+	e.base = c.isn + 1 - 2 * sz;
+	e.req_start = c.cisn + 1 - reqlen;
+	e.high = 2;
+	if (bpf_map_update_elem(bpf_map__fd(unit_main.skel->maps.stcp_conns),
+				&flow, &e, BPF_EXIST)) {
+		tc_fail(&t, "cannot move the entry");
+		goto out;
+	}
+	s = dconn_seg(&c, 0, 0, PKT_TH_ACK, 0, NULL);
+	if (run(&t, &s, &r))
+		goto out;
+	expect_counters(&t, &r, STCP_C_DATA_ACK_RELEASED, -1);
+	d = desc_of(&t, &r);
+	EXPECT(&t, d && d->first[0] == 2,
+	       "handshake numbers two segments into the response: first %u",
+	       d ? d->first[0] : ~0u);
+	e.req_start = c.cisn + 1 + 0x40000000u;
+	bpf_map_update_elem(bpf_map__fd(unit_main.skel->maps.stcp_conns),
+			    &flow, &e, BPF_EXIST);
+	if (run(&t, &s, &r))
+		goto out;
+	EXPECT(&t, r.verdict == XDP_DROP, "new connection's ACK: %s",
+	       verdict_name(r.verdict));
+	expect_counters(&t, &r, STCP_C_HANDSHAKE_DONE, -1);
 out:
 	multi_end(&m);
 	tc_report(&t);
