@@ -96,6 +96,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } stcp_resps SEC(".maps");
 
+/* Which body page each ring page of a windowed body holds
+ * (STCP_RESP_WINDOWED); stcpd sizes it as stcp_pages. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, STCP_DEFAULT_PAGES);
+	__type(key, __u32);
+	__type(value, __u32);
+} stcp_page_tags SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, STCP_MAX_OBJECTS);
@@ -1119,6 +1128,62 @@ static __always_inline void tx_desc_resp(struct stcp_tx_desc *d,
 	d->hdr_page = resp->hdr_page;
 	d->hdr_len = resp->hdr_len;
 	d->body_page = resp->body_page;
+	d->body_mask = resp->flags & STCP_RESP_WINDOWED ?
+			       resp->body_npages - 1 :
+			       0xffffffffu;
+}
+
+/* The tag of the ring page holding body page idx of a windowed body, or
+ * NULL. */
+static __always_inline __u32 *ring_tag(__u32 body_page, __u32 mask, __u32 idx)
+{
+	__u32 pg = body_page + (idx & mask);
+
+	return bpf_map_lookup_elem(&stcp_page_tags, &pg);
+}
+
+struct ring_scan {
+	__u32 body_page, mask, b0, b1, missing;
+};
+
+static long ring_scan_page(__u32 j, void *ctx)
+{
+	struct ring_scan *r = ctx;
+	__u32 idx = r->b0 + j, pg, *t;
+
+	if (idx > r->b1)
+		return 1;
+	pg = r->body_page + (idx & r->mask);
+	t = bpf_map_lookup_elem(&stcp_page_tags, &pg);
+	if (t && (*t & STCP_TAG_IDX_MASK) == idx + 1)
+		return 0;
+	r->missing = idx + 1;
+	return 1;
+}
+
+/*
+ * Whether the ring of a windowed body holds every body page that segments
+ * [first, first + n) of a response of total bytes need: 0 if so, else the
+ * first missing body page + 1, with *hi the last page they need. A range
+ * of at most STCP_TX_MAX_SEGS segments of at most 1500 bytes spans at
+ * most 25 pages. bpf_loop: the verifier walks the page check once.
+ */
+static __always_inline __u32 ring_missing(const struct stcp_resp *resp,
+				     __u32 total, __u32 sz, __u32 first,
+				     __u32 n, __u32 *hi)
+{
+	__u32 start = first * sz, end = min_u32((first + n) * sz, total);
+	struct ring_scan r = {};
+
+	if (!n || end <= resp->hdr_len)
+		return 0;
+	r.body_page = resp->body_page;
+	r.mask = resp->body_npages - 1;
+	r.b0 = (start > resp->hdr_len ? start - resp->hdr_len : 0) >> 12;
+	r.b1 = (end - resp->hdr_len - 1) >> 12;
+	*hi = r.b1;
+	bpf_loop(26, ring_scan_page, &r, 0);
+	return r.missing;
 }
 
 /* Whether stcpd has set up the page-sized copies (native mode only). */
@@ -1375,6 +1440,16 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 			    segs_below_edge(0, client_window(s, opts),
 					    (__u32)total, sz, nsegs)),
 		    1);
+	if (resp->flags & STCP_RESP_WINDOWED) {
+		__u32 hi = 0, lo = ring_missing(resp, (__u32)total, sz, 0, n,
+						&hi);
+
+		if (lo) {
+			count(STCP_C_WINDOW_MISS);
+			return report_frame(ctx, STCP_EV_WINDOW, slot, lo - 1,
+					    hi);
+		}
+	}
 	/* A later response starts where no packet says (7.10); without
 	 * timestamps, nothing carries the slot back at all (7.11). */
 	if (next || !o->has_ts) {
@@ -1822,6 +1897,38 @@ static __noinline int decode_data_ack(const struct seg *s,
 	return 0;
 }
 
+/* The data path's ranges against a windowed body's ring: 1 when a body
+ * page is missing, with k->j the first missing and k->t the last page the
+ * ranges need, which the caller reports. */
+static __noinline int window_missing(const struct stcp_tx_desc *d,
+				     struct data_ack *k)
+{
+	__u32 lo = 0xffffffffu, hi = 0;
+
+	for (__u32 i = 0; i < STCP_TX_RANGES; i++) {
+		__u32 h = 0, m;
+
+		if (i >= d->nranges)
+			break;
+		m = ring_missing(&k->resp, k->total, k->sz, d->first[i],
+				 d->count[i], &h);
+		if (m && m - 1 < lo)
+			lo = m - 1;
+		if (h > hi)
+			hi = h;
+	}
+	k->j = lo;
+	k->t = hi;
+	return lo != 0xffffffffu;
+}
+
+static __noinline int report_window(struct xdp_md *ctx,
+				    const struct data_ack *k)
+{
+	count(STCP_C_WINDOW_MISS);
+	return report_frame(ctx, STCP_EV_WINDOW, k->slot, k->j, k->t);
+}
+
 /*
  * SACK blocks of this ACK that name response data above the ACK point, as
  * segments. A D-SACK (RFC 2883: a first block below the ACK point, or
@@ -2187,6 +2294,8 @@ static __noinline int handle_data_ack(struct xdp_md *ctx, struct seg *s,
 	}
 	if (!n)
 		return finish(STCP_C_DATA_ACK_IDLE, XDP_DROP);
+	if ((k->resp.flags & STCP_RESP_WINDOWED) && window_missing(d, k))
+		return report_window(ctx, k);
 	if (k->nots)
 		note_high(s, d);
 	return tx_send(ctx, d, disp);
@@ -2542,9 +2651,10 @@ int stcp_xdp(struct xdp_md *ctx)
 
 /* Copies len bytes at offset q of page pidx to the frame at foff, in
  * power-of-two pieces the verifier can bound (len and q + len at most one
- * page). */
-static __always_inline int copy_piece(struct xdp_md *ctx, __u32 foff,
-				      __u32 pidx, __u32 q, __u32 len)
+ * page). Global: the verifier checks it once, not at each of the three
+ * places stcp_devmap_tx copies from. */
+__noinline int copy_piece(struct xdp_md *ctx, __u32 foff, __u32 pidx, __u32 q,
+			  __u32 len)
 {
 	struct stcp_page *pg;
 
@@ -2628,13 +2738,34 @@ static __always_inline __s64 csum_frame(struct xdp_md *ctx, __u32 start,
 	return fold16(sum);
 }
 
+/* The tags of a windowed body's pages idx and, with two, idx + 1, or 0
+ * if the ring does not hold them. */
+static __noinline __u64 ring_tags(const struct stcp_tx_desc *d, __u32 idx,
+				  __u32 two)
+{
+	__u32 *t1 = ring_tag(d->body_page, d->body_mask, idx), *t2;
+	__u64 v;
+
+	if (!t1 || (*t1 & STCP_TAG_IDX_MASK) != idx + 1)
+		return 0;
+	v = *t1;
+	if (!two)
+		return v;
+	t2 = ring_tag(d->body_page, d->body_mask, idx + 1);
+	if (!t2 || (*t2 & STCP_TAG_IDX_MASK) != idx + 2)
+		return 0;
+	return v | (__u64)*t2 << 32;
+}
+
 /* Response bytes [off, off + len) to the frame at foff: the header page,
- * then the body's pages (a segment spans at most two). */
+ * then the body's pages (a segment spans at most two). Returns -1 on
+ * failure, 1 when a windowed body's ring page changed under the copy. */
 static __always_inline int copy_payload(struct xdp_md *ctx, __u32 foff,
 					const struct stcp_tx_desc *d, __u32 off,
 					__u32 len)
 {
-	__u32 n1 = 0, n2, bo, q, pg;
+	__u32 n1 = 0, n2, bo, q, i, two;
+	__u64 tags = 0;
 
 	if (off < d->hdr_len) {
 		n1 = min_u32(len, d->hdr_len - off);
@@ -2644,14 +2775,26 @@ static __always_inline int copy_payload(struct xdp_md *ctx, __u32 foff,
 	if (len <= n1)
 		return 0;
 	bo = off + n1 - d->hdr_len;
-	pg = d->body_page + (bo >> 12);
+	i = bo >> 12;
 	q = bo & (STCP_PAGE_SIZE - 1);
 	n2 = min_u32(len - n1, STCP_PAGE_SIZE - q);
-	if (copy_piece(ctx, foff + n1, pg, q, n2))
+	two = len > n1 + n2;
+	if (d->body_mask != 0xffffffffu) {
+		tags = ring_tags(d, i, two);
+		if (!tags)
+			return 1;
+	}
+	if (copy_piece(ctx, foff + n1, d->body_page + (i & d->body_mask), q,
+		       n2))
 		return -1;
-	if (len > n1 + n2 &&
-	    copy_piece(ctx, foff + n1 + n2, pg + 1, 0, len - n1 - n2))
+	if (two && copy_piece(ctx, foff + n1 + n2,
+			      d->body_page + ((i + 1) & d->body_mask), 0,
+			      len - n1 - n2))
 		return -1;
+	/* The same tags after the copy: no rewrite of the pages began
+	 * before it ended (stcpd zeroes a tag first). */
+	if (tags && ring_tags(d, i, two) != tags)
+		return 1;
 	return 0;
 }
 
@@ -2689,6 +2832,7 @@ int stcp_devmap_tx(struct xdp_md *ctx)
 	struct seg sg = {};
 	struct reply *r;
 	__s64 psum;
+	int err;
 
 	rs = scratch();
 	st = bpf_map_lookup_elem(&stcp_tx_state, &zero);
@@ -2727,7 +2871,10 @@ int stcp_devmap_tx(struct xdp_md *ctx)
 	       sizeof(struct tcphdr) + (d->flags & STCP_TX_F_NO_TS ? 0 : 12);
 	if (bpf_xdp_adjust_tail(ctx, (int)(hoff + len) - (int)sizeof(*d)))
 		return XDP_DROP;
-	if (copy_payload(ctx, hoff, d, off, len))
+	err = copy_payload(ctx, hoff, d, off, len);
+	if (err > 0)
+		count(STCP_C_WINDOW_TORN);
+	if (err)
 		return XDP_DROP;
 	psum = csum_frame(ctx, hoff, len);
 	if (psum < 0)

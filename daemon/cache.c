@@ -72,6 +72,7 @@ struct stcp_cache_file {
 	bool has_index; /* index.html: also stored as its directory */
 	bool seen;	/* during a load: kept or replaced */
 	bool resident;	/* its bytes are in pages; else its slots are evicted */
+	uint32_t ring; /* a windowed body's ring pages; 0: the whole body */
 	uint64_t loaded; /* when it last became resident (c->load_seq) */
 	uint32_t hdr_len[STCP_VARIANTS];
 	uint64_t dev, ino, size, mtime_ns;
@@ -634,6 +635,132 @@ static int evict_for(struct stcp_cache *c, uint32_t n,
 	}
 }
 
+/* ---- windowed bodies (include/stcp_cache.h, STCP_RESP_WINDOWED) ---- */
+
+/* The ring for an object of body_np pages: 0 (stored whole) unless it
+ * takes more than half the cache; then a power of two of at most a
+ * quarter of it, at least STCP_RING_MIN_PAGES. */
+static uint32_t ring_size(const struct stcp_cache *c, uint64_t body_np)
+{
+	uint32_t w = STCP_RING_MAX_PAGES;
+
+	if (body_np + STCP_VARIANTS <= c->npages / 2)
+		return 0;
+	while (w > STCP_RING_MIN_PAGES && w + STCP_VARIANTS > c->npages / 4)
+		w /= 2;
+	return w + STCP_VARIANTS <= c->npages && w < body_np ? w : 0;
+}
+
+static int tags_set(struct stcp_cache *c, const uint32_t *pages,
+		    const uint32_t *tags, uint32_t n)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, o);
+	uint32_t cnt = n;
+
+	if (!n)
+		return 0;
+	return bpf_map_update_batch(c->tags_fd, pages, tags, &cnt, &o) ? -errno :
+									 0;
+}
+
+/* Every ring page of f empty, before its slots name the ring: the pages
+ * may hold tags of another object's ring. */
+static int ring_clear(struct stcp_cache *c, struct stcp_cache_file *f)
+{
+	uint32_t *pages = calloc(f->ring, sizeof(*pages));
+	uint32_t *zero = calloc(f->ring, sizeof(*zero));
+	int err = -ENOMEM;
+
+	if (!pages || !zero)
+		goto out;
+	for (uint32_t i = 0; i < f->ring; i++)
+		pages[i] = f->h.first_page + STCP_VARIANTS + i;
+	err = tags_set(c, pages, zero, f->ring);
+out:
+	free(pages);
+	free(zero);
+	return err;
+}
+
+/*
+ * Loads body pages [lo, end) of f into its ring, end taking in hi and
+ * half a ring of read-ahead (never a whole ring: what the packet needs
+ * stays), but only the pages the ring does not hold. Each page's tag is
+ * zeroed before the page is rewritten and set after, with a new
+ * generation, so that the fast path's copies tell (copy_payload()).
+ */
+static int ring_fill(struct stcp_cache *c, const struct obj_src *src,
+		     struct stcp_cache_file *f, uint64_t lo, uint64_t hi)
+{
+	uint64_t body_np = (f->size + STCP_PAGE_SIZE - 1) / STCP_PAGE_SIZE;
+	uint64_t end = lo + f->ring / 2, bytes;
+	uint32_t mask = f->ring - 1, ring0 = f->h.first_page + STCP_VARIANTS;
+	uint32_t *pages = NULL, *tags = NULL, *zero = NULL, n, cnt = 0;
+	uint8_t *data = NULL;
+	LIBBPF_OPTS(bpf_map_batch_opts, o);
+	int err = -ENOMEM;
+
+	if (end < hi + 1)
+		end = hi + 1;
+	if (end > lo + f->ring)
+		end = lo + f->ring;
+	if (end > body_np)
+		end = body_np;
+	if (lo >= end)
+		return lo < body_np || !body_np ? 0 : -EINVAL;
+	n = (uint32_t)(end - lo);
+	pages = calloc(n, sizeof(*pages));
+	tags = calloc(n, sizeof(*tags));
+	zero = calloc(n, sizeof(*zero));
+	data = calloc(n, STCP_PAGE_SIZE);
+	if (!pages || !tags || !zero || !data)
+		goto out;
+	bytes = (end * STCP_PAGE_SIZE < f->size ? end * STCP_PAGE_SIZE :
+						  f->size) -
+		lo * STCP_PAGE_SIZE;
+	err = src_read(src, f, lo * STCP_PAGE_SIZE, data, (size_t)bytes);
+	if (!err && !src_unchanged(src, f))
+		err = -ESTALE;
+	if (err)
+		goto out;
+	c->tag_gen = (c->tag_gen + 1) & STCP_TAG_IDX_MASK;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t pg = ring0 + (uint32_t)((lo + i) & mask), t = 0;
+		uint32_t want = (uint32_t)(lo + i + 1);
+
+		if (!bpf_map_lookup_elem(c->tags_fd, &pg, &t) &&
+		    (t & STCP_TAG_IDX_MASK) == want)
+			continue;
+		if (cnt != i)
+			memcpy(data + (size_t)cnt * STCP_PAGE_SIZE,
+			       data + (size_t)i * STCP_PAGE_SIZE,
+			       STCP_PAGE_SIZE);
+		pages[cnt] = pg;
+		tags[cnt] = c->tag_gen << STCP_TAG_GEN_SHIFT | want;
+		cnt++;
+	}
+	err = tags_set(c, pages, zero, cnt);
+	if (!err && cnt) {
+		uint32_t k = cnt;
+
+		err = bpf_map_update_batch(c->pages_fd, pages, data, &k, &o) ?
+			      -errno :
+			      0;
+	}
+	if (!err)
+		err = tags_set(c, pages, tags, cnt);
+	if (!err) {
+		c->window_fills++;
+		c->window_pages += cnt;
+	}
+out:
+	free(pages);
+	free(tags);
+	free(zero);
+	free(data);
+	return err;
+}
+
 /*
  * Reads f's bytes from src into a new run of pages and writes its four
  * responses into its slots, valid. With evict, less recently used files
@@ -645,17 +772,33 @@ static int load_pages(struct stcp_cache *c, const struct obj_src *src,
 		      struct stcp_cache_file *f, bool evict)
 {
 	uint64_t body_npages = (f->size + STCP_PAGE_SIZE - 1) / STCP_PAGE_SIZE;
+	uint64_t stored = f->ring ? 0 : body_npages;
 	uint32_t n, first;
 	uint8_t page[STCP_PAGE_SIZE];
 	struct file_meta m;
 	int err = 0;
 
-	if (body_npages + STCP_VARIANTS > c->npages)
+	/* A ring is loaded as it is read, which needs the program's
+	 * stcp_page_tags: until stcpd has attached, the object waits
+	 * evicted for its first request. */
+	if (f->ring && c->tags_fd < 0)
 		return 1;
-	n = (uint32_t)body_npages + STCP_VARIANTS;
+	if ((f->ring ? f->ring : body_npages) + STCP_VARIANTS > c->npages)
+		return 1;
+	n = (uint32_t)(f->ring ? f->ring : body_npages) + STCP_VARIANTS;
 	if (pages_alloc(c, n, &first) && (!evict || evict_for(c, n, f, &first)))
 		return 1;
-	for (uint64_t i = 0; i < body_npages; i++) {
+	if (f->ring) {
+		f->h.first_page = first;
+		err = ring_clear(c, f);
+		if (!err)
+			err = ring_fill(c, src, f, 0, 0);
+		if (err) {
+			err = err == -ESTALE ? 2 : err;
+			goto out;
+		}
+	}
+	for (uint64_t i = 0; i < stored; i++) {
 		uint64_t left = f->size - i * STCP_PAGE_SIZE;
 		size_t want =
 			left < STCP_PAGE_SIZE ? (size_t)left : STCP_PAGE_SIZE;
@@ -695,6 +838,10 @@ static int load_pages(struct stcp_cache *c, const struct obj_src *src,
 			r.body_page = body_npages ? first + STCP_VARIANTS : 0;
 			r.body_npages = (uint32_t)body_npages;
 			r.body_len = f->size;
+			if (f->ring) {
+				r.flags |= STCP_RESP_WINDOWED;
+				r.body_npages = f->ring;
+			}
 		}
 		err = page_write(c, r.hdr_page, page);
 		if (!err)
@@ -730,8 +877,10 @@ static int store_object(struct stcp_cache *c, const struct obj_src *src,
 	int err = 0;
 
 	held_init(&f->h);
-	if ((size + STCP_PAGE_SIZE - 1) / STCP_PAGE_SIZE + STCP_VARIANTS >
-	    c->npages) {
+	f->ring = ring_size(c, (size + STCP_PAGE_SIZE - 1) / STCP_PAGE_SIZE);
+	if (!f->ring &&
+	    (size + STCP_PAGE_SIZE - 1) / STCP_PAGE_SIZE + STCP_VARIANTS >
+		    c->npages) {
 		log_warn("%s: %" PRIu64 " bytes need more pages than the whole "
 			 "cache has (%u); skipped (raise --cache-mb)",
 			 f->path, size, c->npages);
@@ -1043,6 +1192,46 @@ int stcp_cache_fill(struct stcp_cache *c, uint32_t slot)
 	return err;
 }
 
+/* f's version is gone from its source: its slots answer nothing any more,
+ * so the fast path resets its downloads instead of leaving them waiting. */
+static void slots_gone(struct stcp_cache *c, struct stcp_cache_file *f)
+{
+	for (int v = 0; v < STCP_VARIANTS; v++) {
+		struct stcp_resp r = { 0 };
+
+		if (f->h.resp[v] != NO_SLOT)
+			resp_write(c, f->h.resp[v], &r);
+	}
+	f->resident = false;
+}
+
+int stcp_cache_window(struct stcp_cache *c, uint32_t slot, uint64_t first,
+		      uint64_t last)
+{
+	struct stcp_cache_file *f = file_of_slot(c, slot);
+	struct obj_src src = { .fd = -1 };
+	int err;
+
+	if (!f)
+		return -ENOENT;
+	if (!f->ring || !f->resident)
+		return stcp_cache_fill(c, slot);
+	if (last < first || last - first >= f->ring / 2 ||
+	    last >= (f->size + STCP_PAGE_SIZE - 1) / STCP_PAGE_SIZE)
+		return -EINVAL;
+	err = src_open(c, f, &src);
+	if (!err)
+		err = ring_fill(c, &src, f, first, last);
+	src_close(&src);
+	if (err == -ESTALE) {
+		log_info("%s: changed since it was stored: its downloads are "
+			 "reset until the next reload",
+			 f->path);
+		slots_gone(c, f);
+	}
+	return err;
+}
+
 static int write_fixed(struct stcp_cache *c, int i)
 {
 	char page[STCP_PAGE_SIZE], body[96];
@@ -1188,7 +1377,7 @@ void stcp_cache_destroy(struct stcp_cache *c)
 	memset(c, 0, sizeof(*c));
 	c->pages_fd = c->resps_fd = c->objects_fd = -1;
 	c->keys_fd = c->cfg_fd = c->slot_use_fd = c->rootfd = -1;
-	c->ranges_fd = -1;
+	c->ranges_fd = c->tags_fd = -1;
 }
 
 int stcp_cache_init(struct stcp_cache *c, int pages_fd, int resps_fd,
@@ -1205,7 +1394,7 @@ int stcp_cache_init(struct stcp_cache *c, int pages_fd, int resps_fd,
 	c->clock = mono_now;
 	c->key_gen = key_gen_from_maps;
 	c->keys_fd = c->cfg_fd = c->slot_use_fd = c->rootfd = -1;
-	c->ranges_fd = -1;
+	c->ranges_fd = c->tags_fd = -1;
 	err = map_info(pages_fd, &pi);
 	if (!err)
 		err = map_info(resps_fd, &ri);
@@ -1682,6 +1871,11 @@ void stcp_cache_get_stats(const struct stcp_cache *c,
 	}
 	s->evictions = c->evictions;
 	s->fills = c->fills;
+	s->windowed = 0;
+	for (size_t i = 0; i < c->nfiles; i++)
+		s->windowed += c->files[i].ring != 0;
+	s->window_fills = c->window_fills;
+	s->window_pages = c->window_pages;
 }
 
 /* ---- blobs: objects from Redis ---- */

@@ -37,6 +37,9 @@ struct stcp_cache_stats {
 	uint32_t resident; /* files whose bytes are in pages now */
 	uint64_t evictions; /* files evicted to make room, ever */
 	uint64_t fills;	    /* files loaded again for a cache miss, ever */
+	uint32_t windowed; /* files with a windowed body (a ring of pages) */
+	uint64_t window_fills; /* ring loads for a packet, ever */
+	uint64_t window_pages; /* pages those loads wrote */
 	uint32_t redis;	    /* cached objects that came from Redis */
 	/* The last load: */
 	uint32_t added, changed, removed, unchanged, skipped;
@@ -99,6 +102,13 @@ struct stcp_cache {
 	uint64_t load_seq;
 	uint64_t evictions, fills;
 	uint32_t not_resident_loads;
+	/* stcp_page_tags of the attached program (-1 until then): objects
+	 * larger than half the cache are stored with a windowed body, a
+	 * ring of pages loaded as downloads need them (include/stcp_cache.h),
+	 * once it is there. */
+	int tags_fd;
+	uint32_t tag_gen;
+	uint64_t window_fills, window_pages;
 	struct stcp_cache_stats last;
 };
 
@@ -127,6 +137,16 @@ int stcp_cache_load(struct stcp_cache *c, const char *root);
  * can be made, or another negative errno.
  */
 int stcp_cache_fill(struct stcp_cache *c, uint32_t slot);
+/*
+ * A packet needs body pages first..last of the windowed object that owns
+ * slot: loads them, and what follows them up to half the ring, into its
+ * ring (and the object itself first if it was evicted). 0 when they are
+ * there, -ESTALE when the object changed since (its slots are then
+ * invalidated, so its downloads are reset), or what stcp_cache_fill
+ * returns.
+ */
+int stcp_cache_window(struct stcp_cache *c, uint32_t slot, uint64_t first,
+		      uint64_t last);
 /*
  * Builds the response of a single-range GET on the object whose 200 slot is
  * slot200 (a 206 for [first, last], or a 416 when first is STCP_RANGE_416)

@@ -828,6 +828,9 @@ static int open_skel(struct daemon *d, struct stcp_bpf **out)
 		}
 	}
 	err = bpf_map__set_max_entries(skel->maps.stcp_pages, d->npages);
+	if (!err)
+		err = bpf_map__set_max_entries(skel->maps.stcp_page_tags,
+					       d->npages);
 	if (err) {
 		log_err("cannot size %s: %s", STCP_MAP_PAGES, strerror(-err));
 		stcp_bpf__destroy(skel);
@@ -972,6 +975,10 @@ static void log_cache(const struct daemon *d, bool reload)
 		log_info("cache: %u objects, %llu bytes in %u pages (of %u)",
 			 st.files, (unsigned long long)st.bytes, st.pages_used,
 			 st.npages);
+	if (st.windowed)
+		log_info("cache: %u objects larger than half the cache are "
+			 "served through a ring of pages each",
+			 st.windowed);
 }
 
 /* --redis: the objects stored there, at start-up (after the root, which
@@ -1293,6 +1300,10 @@ static void teardown(struct daemon *d, bool clean)
 			 "dropped",
 			 (unsigned long long)d->miss_injected,
 			 (unsigned long long)d->miss_failed);
+	if (d->cache.window_fills)
+		log_info("windowed objects: %llu ring loads, %llu pages",
+			 (unsigned long long)d->cache.window_fills,
+			 (unsigned long long)d->cache.window_pages);
 	xdp_program__close(d->prog);
 	stcp_bpf__destroy(d->prog_obj);
 	if (d->maps_obj)
@@ -1607,6 +1618,8 @@ static int on_miss(void *ctx, void *data, size_t len)
 	}
 	if (e->kind == STCP_EV_RANGE)
 		err = stcp_cache_range(&d->cache, e->slot, e->first, e->last);
+	else if (e->kind == STCP_EV_WINDOW)
+		err = stcp_cache_window(&d->cache, e->slot, e->first, e->last);
 	else
 		err = stcp_cache_fill(&d->cache, e->slot);
 	if (err) {
@@ -1646,6 +1659,7 @@ static int start_misses(struct daemon *d)
 	}
 	d->cache.slot_use_fd = bpf_map__fd(d->prog_obj->maps.stcp_slot_use);
 	d->cache.ranges_fd = bpf_map__fd(d->prog_obj->maps.stcp_ranges);
+	d->cache.tags_fd = bpf_map__fd(d->prog_obj->maps.stcp_page_tags);
 	return 0;
 }
 

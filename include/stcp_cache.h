@@ -66,6 +66,27 @@ struct stcp_page {
 /* A keep-alive variant: the response does not end the connection, so no
  * FIN follows its last byte (docs/PROTOCOL.md 7.10). */
 #define STCP_RESP_KEEPALIVE 0x8u
+/*
+ * A windowed body: an object too large for its share of the cache keeps
+ * only a ring of body_npages pages (a power of two) from body_page on;
+ * body page i (bytes [4096 i, 4096 i + 4096) of the body) lives in ring
+ * page body_page + (i & (body_npages - 1)) while that page's entry in
+ * stcp_page_tags says so (STCP_TAG_IDX). Before it sends, the fast path
+ * checks every page its segments need; if one is not there, the packet
+ * goes to stcpd (STCP_EV_WINDOW, the body pages first..last), which loads
+ * them and what follows and runs the packet again. stcpd zeroes a page's
+ * tag before it rewrites the page and tags it after, with a generation
+ * in the high bits: a copy that read the tag before and after its bytes
+ * and saw the same value read one whole page (else it is dropped,
+ * window_torn, and the client's recovery sends it again).
+ */
+#define STCP_RESP_WINDOWED 0x10u
+#define STCP_TAG_IDX_MASK 0xffffu /* body page index + 1; 0: empty */
+#define STCP_TAG_GEN_SHIFT 16
+/* Largest ring, and the smallest: it must hold every page one packet's
+ * segments can name (within the 512 KB PAWS span, 7.3) twice over. */
+#define STCP_RING_MAX_PAGES 2048
+#define STCP_RING_MIN_PAGES 256
 
 struct stcp_resp {
 	__u32 hdr_page;	 /* header bytes at offset 0 of this page */
@@ -174,6 +195,9 @@ enum stcp_event_kind {
 	/* include/stcp_conn.h: a stall timer fired (a struct
 	 * stcp_stall_event, not this record). */
 	STCP_EV_STALL = 7,
+	/* Ring pages of a windowed body (STCP_RESP_WINDOWED) that are not
+	 * there: slot, and body pages first..last. */
+	STCP_EV_WINDOW = 8,
 };
 
 /*
@@ -220,6 +244,10 @@ struct stcp_miss_event {
 	struct stcp_conn conn;
 	__u8 frame[STCP_MISS_FRAME_MAX];
 };
+
+/* stcp_page_tags: BPF_MAP_TYPE_ARRAY of the program stcpd loads, one
+ * __u32 per stcp_pages page (stcpd sizes both): for a page of a windowed
+ * body's ring, STCP_TAG_IDX_MASK bits say which body page it holds. */
 
 /* stcp_slot_use: BPF_MAP_TYPE_ARRAY, STCP_MAX_RESPS entries of __u32: the
  * coarse time (bpf_ktime_get_coarse_ns() >> 30, about seconds) at which a

@@ -151,7 +151,12 @@ enum stcp_counter {
 	 * the full ring lost (include/stcp_conn.h). */
 	STCP_C_STALL_PROBE = 41,
 	STCP_C_STALL_LOST = 42,
-	STCP_C_MAX = 43,
+	/* Windowed bodies (include/stcp_cache.h): packets that needed ring
+	 * pages stcpd had not loaded (besides their cache_miss), and copies
+	 * dropped because their ring page changed while being read. */
+	STCP_C_WINDOW_MISS = 43,
+	STCP_C_WINDOW_TORN = 44,
+	STCP_C_MAX = 45,
 };
 
 /* Whether counter slot i is a disposition (see above). */
@@ -209,6 +214,8 @@ static const char *const stcp_counter_names[STCP_C_MAX] = {
 	[STCP_C_CONN_SYNC_LOST] = "conn_sync_lost",
 	[STCP_C_STALL_PROBE] = "stall_probe",
 	[STCP_C_STALL_LOST] = "stall_lost",
+	[STCP_C_WINDOW_MISS] = "window_miss",
+	[STCP_C_WINDOW_TORN] = "window_torn",
 };
 #endif
 

@@ -99,6 +99,10 @@ struct stcp_tx_desc {
 	__u32 hdr_page;
 	__u32 hdr_len;
 	__u32 body_page;
+	/* Body page i is page body_page + (i & body_mask): ~0 but for a
+	 * windowed body (include/stcp_cache.h), whose ring pages are
+	 * checked against stcp_page_tags around the copy. */
+	__u32 body_mask;
 	__u16 window; /* ours, unscaled */
 	__u8 nranges; /* entries of first[] and count[] in use */
 	__u8 pad;

@@ -1490,6 +1490,138 @@ out:
 	tc_report(&t);
 }
 
+/* 5 MB: more than half of UNIT_MAIN_PAGES, so windowed, with a ring of
+ * STCP_RING_MIN_PAGES (1 MB) of which the load fills the first half. */
+#define WIN_LEN (5 * 1024 * 1024)
+static uint8_t win_body[WIN_LEN];
+
+/*
+ * A windowed body (include/stcp_cache.h): the request's segments come from
+ * the ring the load filled; an ACK whose segments need pages past it is
+ * handed to stcpd (window_miss, the pages it needs in the event), and once
+ * stcp_cache_window() has loaded them the same ACK sends them, byte for
+ * byte from the ring; a copy whose ring page is being rewritten (tag 0)
+ * is dropped (window_torn).
+ */
+static void case_window(struct stcp_cache *cache)
+{
+	static uint8_t want[STCP_PAGE_SIZE + WIN_LEN];
+	static char hdr[STCP_PAGE_SIZE + 1];
+	const char *req =
+		"GET /win.bin HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+	uint32_t slot = object_slot("/win.bin"), reqlen = strlen(req);
+	uint32_t sz = 1448, a, seg, verdict, out_len, pg, zero = 0;
+	int tags = bpf_map__fd(unit_main.skel->maps.stcp_page_tags);
+	struct tcase t = { .name = "data: a windowed body: segments from the "
+				   "ring, pages past it loaded by stcpd for "
+				   "the packet, a page being rewritten not "
+				   "sent" };
+	static uint8_t out[PKT_MAX_FRAME];
+	struct stcp_tx_desc dcopy;
+	const struct stcp_tx_desc *d;
+	struct stcp_resp resp;
+	struct ring_buffer *rb;
+	struct multi_env m;
+	struct dconn c = { 0 };
+	struct pkt_spec s;
+	struct unit_run r;
+	uint64_t before[STCP_C_MAX], after[STCP_C_MAX];
+	int err;
+
+	rb = ring_buffer__new(bpf_map__fd(unit_main.skel->maps.stcp_misses),
+			      ring_take, NULL, NULL);
+	if (multi_begin(&t, &m, slot, NULL) || !rb ||
+	    stcp_resp_read(unit_main.m.pages, unit_main.m.resps, slot, &resp,
+			   hdr)) {
+		tc_fail(&t, "no ring, or /win.bin is not cached");
+		goto out;
+	}
+	EXPECT(&t,
+	       (resp.flags & STCP_RESP_WINDOWED) &&
+		       resp.body_npages == STCP_RING_MIN_PAGES &&
+		       resp.body_len == WIN_LEN,
+	       "/win.bin: flags 0x%x, %u ring pages", resp.flags,
+	       resp.body_npages);
+	memcpy(want, hdr, resp.hdr_len);
+	memcpy(want + resp.hdr_len, win_body, WIN_LEN);
+	if (dconn_open(&t, &c, 4, 45600, true))
+		goto out;
+	s = dconn_seg(&c, 0, 0, PKT_TH_ACK | PKT_TH_PSH, c.synack_tsval, req);
+	if (run(&t, &s, &r))
+		goto out;
+	expect_counters(&t, &r, STCP_C_REQUEST_ANSWERED, -1);
+	d = desc_of(&t, &r);
+	if (!d)
+		goto out;
+	EXPECT(&t, d->body_mask == STCP_RING_MIN_PAGES - 1,
+	       "request: body_mask 0x%x", d->body_mask);
+	check_copies(&t, d, want, slot, c.cisn + 1);
+
+	/* Acknowledged up to 800 KB: its segments need body pages past the
+	 * 512 KB the load put in the ring. */
+	seg = 800 * 1024 / sz;
+	a = seg * sz;
+	s = dconn_seg(&c, reqlen, a, PKT_TH_ACK,
+		      stcp_data_tsval(c.isn + 1 + a - sz, 0, LINUX_OPTS, slot),
+		      NULL);
+	ring_seen = 0;
+	if (run(&t, &s, &r))
+		goto out;
+	EXPECT(&t, r.verdict == XDP_DROP, "ACK past the ring: %s",
+	       verdict_name(r.verdict));
+	expect_counters(&t, &r, STCP_C_CACHE_MISS, STCP_C_WINDOW_MISS);
+	ring_buffer__consume(rb);
+	EXPECT(&t,
+	       ring_seen == 1 && ring_last.kind == STCP_EV_WINDOW &&
+		       ring_last.slot == slot &&
+		       ring_last.first >= (a - resp.hdr_len) / STCP_PAGE_SIZE &&
+		       ring_last.last >= ring_last.first &&
+		       ring_last.last < ring_last.first + 32,
+	       "%d events, kind %u, pages %llu..%llu", ring_seen,
+	       ring_last.kind, (unsigned long long)ring_last.first,
+	       (unsigned long long)ring_last.last);
+	err = stcp_cache_window(cache, slot, ring_last.first, ring_last.last);
+	EXPECT(&t, !err, "stcp_cache_window: %s", strerror(-err));
+	if (run(&t, &s, &r))
+		goto out;
+	expect_counters(&t, &r, STCP_C_DATA_ACK_RELEASED, -1);
+	d = desc_of(&t, &r);
+	if (!d)
+		goto out;
+	/* The first page the event named is the first one sent. */
+	EXPECT(&t,
+	       d->first[0] >= seg &&
+		       (d->first[0] * sz - resp.hdr_len) / STCP_PAGE_SIZE ==
+			       ring_last.first,
+	       "after the load: first segment %u, event from page %llu",
+	       d->first[0], (unsigned long long)ring_last.first);
+	check_copies(&t, d, want, slot, s.seq);
+
+	/* The same ACK, with the first segment's page being rewritten. */
+	if (run(&t, &s, &r))
+		goto out;
+	d = desc_of(&t, &r);
+	if (!d)
+		goto out;
+	dcopy = *d;
+	pg = resp.body_page + ((d->first[0] * sz - resp.hdr_len) /
+				       STCP_PAGE_SIZE &
+			       (STCP_RING_MIN_PAGES - 1));
+	bpf_map_update_elem(tags, &pg, &zero, BPF_ANY);
+	unit_counters(&unit_main, before);
+	EXPECT(&t,
+	       !run_copy(&dcopy, &verdict, out, &out_len) &&
+		       verdict == XDP_DROP,
+	       "copy of a page being rewritten: %s", verdict_name(verdict));
+	unit_counters(&unit_main, after);
+	EXPECT(&t, after[STCP_C_WINDOW_TORN] == before[STCP_C_WINDOW_TORN] + 1,
+	       "window_torn did not count it");
+out:
+	multi_end(&m);
+	ring_buffer__free(rb);
+	tc_report(&t);
+}
+
 void data_run_all(void)
 {
 	char root[] = "/tmp/stcp-unit-data.XXXXXX", path[64];
@@ -1531,9 +1663,22 @@ void data_run_all(void)
 		}
 		snprintf(path, sizeof(path), "%s/big.bin", root);
 	}
+	snprintf(path, sizeof(path), "%s/win.bin", root);
+	for (size_t i = 0; i < WIN_LEN; i++)
+		win_body[i] = (uint8_t)(i * 29 + i / 4099);
+	f = fopen(path, "w");
+	if (!f || fwrite(win_body, 1, WIN_LEN, f) != WIN_LEN || fclose(f)) {
+		tc_fail(&t, "cannot write %s", path);
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/big.bin", root);
 	if (stcp_cache_init(&cache, unit_main.m.pages, unit_main.m.resps,
-			    unit_main.m.objects) ||
-	    stcp_cache_load(&cache, root)) {
+			    unit_main.m.objects)) {
+		tc_fail(&t, "cannot set up the cache");
+		goto out;
+	}
+	cache.tags_fd = bpf_map__fd(unit_main.skel->maps.stcp_page_tags);
+	if (stcp_cache_load(&cache, root)) {
 		tc_fail(&t, "cannot load the cache");
 		goto out;
 	}
@@ -1563,6 +1708,7 @@ void data_run_all(void)
 	case_no_ts_multi();
 	case_first_resend_or_pipeline();
 	case_stall();
+	case_window(&cache);
 out:
 	if (loaded) {
 		stcp_cache_clear(&cache);
@@ -1574,6 +1720,8 @@ out:
 	snprintf(path, sizeof(path), "%s/hello.txt", root);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/huge.bin", root);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/win.bin", root);
 	unlink(path);
 	rmdir(root);
 }
