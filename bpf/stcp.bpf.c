@@ -126,6 +126,13 @@ struct {
 } stcp_slot_use SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, STCP_MAX_RESPS);
+	__type(key, __u32);
+	__type(value, __u32);
+} stcp_slot_gen SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, STCP_MAX_RANGES);
 	__type(key, struct stcp_range_key);
@@ -399,6 +406,22 @@ static __always_inline void note_slot_use(__u32 slot)
 
 	if (t && *t != now)
 		*t = now;
+}
+
+/* For stcpd's choice of slots to take back (STCP_SLOT_NONE): the current
+ * key's generation, at least that of the request's handshake. */
+static __always_inline void note_slot_gen(__u32 slot)
+{
+	__u32 zero = 0, cur, *g = bpf_map_lookup_elem(&stcp_slot_gen, &slot);
+	struct stcp_cfg *cfg = bpf_map_lookup_elem(&stcp_cfg, &zero);
+	struct stcp_key *k;
+
+	if (!g || !cfg)
+		return;
+	cur = cfg->key_cur & 1;
+	k = bpf_map_lookup_elem(&stcp_keys, &cur);
+	if (k && (__s32)(k->gen - *g) > 0)
+		*g = k->gen;
 }
 
 static __always_inline __u16 csum_fold(__u64 sum)
@@ -1006,6 +1029,9 @@ static __always_inline __u32 range_slot(struct stcp_http_req *req,
 	__u64 size = obj->size;
 	__u32 *slot;
 
+	if (k.slot == STCP_SLOT_NONE)
+		return STCP_SLOT_NONE;
+
 	if (req->range_suffix) {
 		if (!req->range_last) {
 			k.first = k.last = STCP_RANGE_416;
@@ -1401,6 +1427,17 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 		sc->req.keep_alive = 0;
 	}
 	slot = response_slot(&sc->req);
+	if (slot == STCP_SLOT_NONE) {
+		struct stcp_obj *obj = bpf_map_lookup_elem(&stcp_objects,
+							   &sc->req.key);
+
+		if (obj && stcp_have_daemon) {
+			count(STCP_C_SLOT_MISS);
+			return report_frame(ctx, STCP_EV_SLOTS, STCP_SLOT_NONE,
+					    obj->id, 0);
+		}
+		slot = STCP_RESP_503;
+	}
 	if (slot == RANGE_ASK_DAEMON) {
 		struct stcp_obj *obj = bpf_map_lookup_elem(&stcp_objects,
 							   &sc->req.key);
@@ -1420,6 +1457,7 @@ static __noinline int handle_request(struct xdp_md *ctx, struct seg *s,
 	if (!resp || !(resp->flags & STCP_RESP_VALID))
 		return send_rst(ctx, s, STCP_C_DATA_REFUSED);
 	note_slot_use(slot);
+	note_slot_gen(slot);
 	close = !(resp->flags & STCP_RESP_KEEPALIVE);
 
 	sz = seg_payload_max(s, opts, o->has_ts);

@@ -54,6 +54,9 @@
 #define DEFAULT_TYPE "application/octet-stream"
 
 static int open_beneath(int rootfd, const char *rel);
+struct stcp_cache_file;
+static int publish(struct stcp_cache *c, const struct stcp_cache_file *f);
+static void ranges_retire_slot(struct stcp_cache *c, uint32_t slot200);
 static bool same_file(const struct stcp_cache_file *f, const struct stat *st);
 
 /* The slots and the run of pages one stored file holds. The run is the
@@ -73,6 +76,8 @@ struct stcp_cache_file {
 	bool seen;	/* during a load: kept or replaced */
 	bool resident;	/* its bytes are in pages; else its slots are evicted */
 	uint32_t ring; /* a windowed body's ring pages; 0: the whole body */
+	time_t busy_until; /* no slots to be had: 503 until then */
+	uint32_t given; /* key generation when it was given its slots */
 	uint64_t loaded; /* when it last became resident (c->load_seq) */
 	uint32_t hdr_len[STCP_VARIANTS];
 	uint64_t dev, ino, size, mtime_ns;
@@ -139,6 +144,7 @@ static const struct {
 	{ STCP_RESP_414, 414, "URI Too Long", "" },
 	{ STCP_RESP_431, 431, "Request Header Fields Too Large", "" },
 	{ STCP_RESP_500, 500, "Internal Server Error", "" },
+	{ STCP_RESP_503, 503, "Service Unavailable", "Retry-After: 1\r\n" },
 };
 
 const char *stcp_content_type(const char *path)
@@ -319,8 +325,11 @@ static void held_retire(struct stcp_cache *c, const struct held *h)
 	p->key_gen = c->key_gen(c);
 }
 
+static void slots_unbusy(struct stcp_cache *c);
+
 void stcp_cache_reap(struct stcp_cache *c)
 {
+	slots_unbusy(c);
 	time_t now = c->clock();
 	uint32_t gen = c->key_gen(c);
 	size_t kept = 0;
@@ -886,14 +895,13 @@ static int store_object(struct stcp_cache *c, const struct obj_src *src,
 			 f->path, size, c->npages);
 		return 1;
 	}
-	for (int v = 0; v < STCP_VARIANTS; v++) {
-		if (resp_alloc(c, &f->h.resp[v])) {
-			log_warn("%s: no free response slot (stcp_resps has "
-				 "%u, %d per file); skipped",
-				 f->path, c->nresps, STCP_VARIANTS);
-			err = 1;
-			goto fail;
-		}
+	f->obj.id = ++c->next_id;
+	for (int v = 0; v < STCP_VARIANTS && !err; v++)
+		err = resp_alloc(c, &f->h.resp[v]);
+	if (err) {
+		/* Slots when a request wants them (stcp_cache_slots). */
+		held_free(c, &f->h);
+		err = 0;
 	}
 	file_meta_of(f, &m);
 	for (int v = 0; v < STCP_VARIANTS; v++) {
@@ -904,8 +912,15 @@ static int store_object(struct stcp_cache *c, const struct obj_src *src,
 			goto fail;
 		}
 		f->hdr_len[v] = (uint32_t)n;
-		f->obj.resp[v] = f->h.resp[v];
+		f->obj.resp[v] = f->h.resp[v] == NO_SLOT ? STCP_SLOT_NONE :
+							   f->h.resp[v];
 	}
+	if (f->h.resp[0] == NO_SLOT) {
+		f->resident = false;
+		c->unslotted_loads++;
+		goto meta;
+	}
+	f->given = c->key_gen(c);
 	err = load_pages(c, src, f, false);
 	if (err == 2) {
 		log_warn("%s: skipped until the next reload", f->path);
@@ -921,6 +936,7 @@ static int store_object(struct stcp_cache *c, const struct obj_src *src,
 	}
 	if (err)
 		goto fail;
+meta:
 	f->obj.size = size;
 	f->obj.mtime = f->mtime_ns;
 	f->obj.source = f->source;
@@ -957,6 +973,8 @@ static int store_file(struct stcp_cache *c, int fd, const struct stat *st,
 static struct stcp_cache_file *file_of_slot(struct stcp_cache *c,
 					     uint32_t slot)
 {
+	if (slot == NO_SLOT)
+		return NULL;
 	for (size_t i = 0; i < c->nfiles; i++) {
 		for (int v = 0; v < STCP_VARIANTS; v++) {
 			if (c->files[i].h.resp[v] == slot)
@@ -1232,6 +1250,162 @@ int stcp_cache_window(struct stcp_cache *c, uint32_t slot, uint64_t first,
 	return err;
 }
 
+/* ---- objects beyond the slots (include/stcp_cache.h STCP_SLOT_NONE) ---- */
+
+/* The key generation when a request last named f's slots (0: never). */
+static uint32_t slots_gen(const struct stcp_cache *c,
+			  const struct stcp_cache_file *f)
+{
+	uint32_t g = 0, t;
+
+	for (int v = 0; v < STCP_VARIANTS; v++) {
+		if (!bpf_map_lookup_elem(c->slot_gen_fd, &f->h.resp[v], &t) &&
+		    (int32_t)(t - g) > 0)
+			g = t;
+	}
+	return g;
+}
+
+/* Whether no download of f's slots can be alive: none was asked for since
+ * two key rotations ago (a download dies with its handshake's key), and
+ * f was given them before that (f->given is the generation then). */
+static bool slots_idle(const struct stcp_cache *c,
+		       const struct stcp_cache_file *f, uint32_t gen)
+{
+	return key_rotated_twice(f->given, gen) &&
+	       key_rotated_twice(slots_gen(c, f), gen);
+}
+
+/* Takes the slots of the least recently requested idle object: no
+ * request finds them first, then, 2 ms later, none has named them since,
+ * then its pages and slots are freed. Returns 0 or -ENOSPC. */
+static int slots_take(struct stcp_cache *c, const struct stcp_cache_file *keep)
+{
+	uint32_t gen = c->key_gen(c);
+
+	for (int tries = 0; tries < 8; tries++) {
+		struct stcp_cache_file *v = NULL;
+		uint32_t vuse = 0;
+
+		for (size_t i = 0; i < c->nfiles; i++) {
+			struct stcp_cache_file *f = &c->files[i];
+			uint32_t u;
+
+			if (f == keep || f->h.resp[0] == NO_SLOT ||
+			    !slots_idle(c, f, gen))
+				continue;
+			u = file_last_use(c, f);
+			if (!v || u < vuse) {
+				v = f;
+				vuse = u;
+			}
+		}
+		if (!v)
+			return -ENOSPC;
+		for (int i = 0; i < STCP_VARIANTS; i++)
+			v->obj.resp[i] = STCP_SLOT_NONE;
+		if (publish(c, v))
+			return -EIO;
+		nanosleep(&(struct timespec){ .tv_nsec = EVICT_QUIESCE_NS },
+			  NULL);
+		if (!slots_idle(c, v, gen)) {
+			/* A request came in between: it keeps them. */
+			for (int i = 0; i < STCP_VARIANTS; i++)
+				v->obj.resp[i] = v->h.resp[i];
+			publish(c, v);
+			continue;
+		}
+		ranges_retire_slot(c, v->h.resp[STCP_V_200_CLOSE]);
+		held_free(c, &v->h);
+		v->resident = false;
+		c->slot_takes++;
+		log_debug("cache: %s gave up its slots", v->path);
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+int stcp_cache_slots(struct stcp_cache *c, uint32_t id)
+{
+	struct stcp_cache_file *f = NULL;
+	struct obj_src src = { .fd = -1 };
+	int err = 0;
+
+	slots_unbusy(c);
+	for (size_t i = 0; i < c->nfiles && !f; i++) {
+		if (c->files[i].obj.id == id)
+			f = &c->files[i];
+	}
+	if (!f)
+		return -ENOENT;
+	if (f->h.resp[0] != NO_SLOT)
+		return 0;
+	if (f->busy_until > c->clock())
+		return -ENOSPC;
+	for (int v = 0; v < STCP_VARIANTS && !err; v++) {
+		err = resp_alloc(c, &f->h.resp[v]);
+		if (err) {
+			err = slots_take(c, f);
+			if (!err)
+				err = resp_alloc(c, &f->h.resp[v]);
+		}
+	}
+	if (err) {
+		held_free(c, &f->h);
+		c->slots_full++;
+		log_info("cache: %s: every response slot is in use; 503 for "
+			 "a second",
+			 f->path);
+		f->busy_until = c->clock() + 1;
+		for (int v = 0; v < STCP_VARIANTS; v++)
+			f->obj.resp[v] = STCP_RESP_503;
+		publish(c, f);
+		return -ENOSPC;
+	}
+	f->given = c->key_gen(c);
+	err = src_open(c, f, &src);
+	if (!err) {
+		err = load_pages(c, &src, f, true);
+		if (err == 2)
+			err = -ESTALE;
+	}
+	src_close(&src);
+	if (err == 1 || err == -ESTALE)
+		err = write_evicted(c, f); /* a miss tries again */
+	for (int v = 0; v < STCP_VARIANTS; v++)
+		f->obj.resp[v] = f->h.resp[v];
+	if (!err)
+		err = publish(c, f);
+	if (err) {
+		held_free(c, &f->h);
+		for (int v = 0; v < STCP_VARIANTS; v++)
+			f->obj.resp[v] = STCP_SLOT_NONE;
+		publish(c, f);
+		return err;
+	}
+	c->slot_gives++;
+	return 0;
+}
+
+/* Objects that found no slots ask again once their second is over. */
+static void slots_unbusy(struct stcp_cache *c)
+{
+	time_t now = c->clock();
+
+	for (size_t i = 0; i < c->nfiles; i++) {
+		struct stcp_cache_file *f = &c->files[i];
+
+		if (!f->busy_until || f->busy_until > now)
+			continue;
+		f->busy_until = 0;
+		if (f->h.resp[0] != NO_SLOT)
+			continue;
+		for (int v = 0; v < STCP_VARIANTS; v++)
+			f->obj.resp[v] = STCP_SLOT_NONE;
+		publish(c, f);
+	}
+}
+
 static int write_fixed(struct stcp_cache *c, int i)
 {
 	char page[STCP_PAGE_SIZE], body[96];
@@ -1358,10 +1532,12 @@ static int map_info(int fd, struct bpf_map_info *info)
 	return bpf_obj_get_info_by_fd(fd, info, &len) ? -errno : 0;
 }
 
-/* Most files the cache can hold: each takes STCP_VARIANTS slots. */
+/* Most files the cache can hold, slots or not: three quarters of
+ * stcp_objects, whose other entries are for index.html's directories. */
 static size_t max_files(const struct stcp_cache *c)
 {
-	return c->nresps / STCP_VARIANTS + 1;
+	(void)c;
+	return STCP_MAX_OBJECTS / 4 * 3;
 }
 
 void stcp_cache_destroy(struct stcp_cache *c)
@@ -1377,7 +1553,7 @@ void stcp_cache_destroy(struct stcp_cache *c)
 	memset(c, 0, sizeof(*c));
 	c->pages_fd = c->resps_fd = c->objects_fd = -1;
 	c->keys_fd = c->cfg_fd = c->slot_use_fd = c->rootfd = -1;
-	c->ranges_fd = c->tags_fd = -1;
+	c->ranges_fd = c->tags_fd = c->slot_gen_fd = -1;
 }
 
 int stcp_cache_init(struct stcp_cache *c, int pages_fd, int resps_fd,
@@ -1394,7 +1570,7 @@ int stcp_cache_init(struct stcp_cache *c, int pages_fd, int resps_fd,
 	c->clock = mono_now;
 	c->key_gen = key_gen_from_maps;
 	c->keys_fd = c->cfg_fd = c->slot_use_fd = c->rootfd = -1;
-	c->ranges_fd = c->tags_fd = -1;
+	c->ranges_fd = c->tags_fd = c->slot_gen_fd = -1;
 	err = map_info(pages_fd, &pi);
 	if (!err)
 		err = map_info(resps_fd, &ri);
@@ -1579,6 +1755,11 @@ static int load_file(struct load *L, int dfd, const char *name,
 		L->unchanged++;
 		push_next(L, old);
 		return 0;
+	}
+	if (L->nnext >= max_files(c)) {
+		log_warn("%s: more than %zu files; skipped", path,
+			 max_files(c));
+		goto skip;
 	}
 	memset(&nf, 0, sizeof(nf));
 	memcpy(nf.path, path, plen + 1); /* plen < STCP_PATH_LEN */
@@ -1876,6 +2057,12 @@ void stcp_cache_get_stats(const struct stcp_cache *c,
 		s->windowed += c->files[i].ring != 0;
 	s->window_fills = c->window_fills;
 	s->window_pages = c->window_pages;
+	s->unslotted = 0;
+	for (size_t i = 0; i < c->nfiles; i++)
+		s->unslotted += c->files[i].h.resp[0] == NO_SLOT;
+	s->slot_gives = c->slot_gives;
+	s->slot_takes = c->slot_takes;
+	s->slots_full = c->slots_full;
 }
 
 /* ---- blobs: objects from Redis ---- */

@@ -40,6 +40,8 @@ struct stcp_cache_stats {
 	uint32_t windowed; /* files with a windowed body (a ring of pages) */
 	uint64_t window_fills; /* ring loads for a packet, ever */
 	uint64_t window_pages; /* pages those loads wrote */
+	uint32_t unslotted;    /* objects without slots now */
+	uint64_t slot_gives, slot_takes, slots_full; /* STCP_SLOT_NONE */
 	uint32_t redis;	    /* cached objects that came from Redis */
 	/* The last load: */
 	uint32_t added, changed, removed, unchanged, skipped;
@@ -108,6 +110,11 @@ struct stcp_cache {
 	 * once it is there. */
 	int tags_fd;
 	uint32_t tag_gen;
+	/* stcp_slot_gen of the attached program (-1 until then): objects
+	 * beyond the slots get theirs when requested (STCP_SLOT_NONE). */
+	int slot_gen_fd;
+	uint32_t next_id, unslotted_loads;
+	uint64_t slot_gives, slot_takes, slots_full;
 	uint64_t window_fills, window_pages;
 	struct stcp_cache_stats last;
 };
@@ -147,6 +154,14 @@ int stcp_cache_fill(struct stcp_cache *c, uint32_t slot);
  */
 int stcp_cache_window(struct stcp_cache *c, uint32_t slot, uint64_t first,
 		      uint64_t last);
+/*
+ * A request for the object numbered id, which has no slots: gives it free
+ * slots, or those of the least recently requested object that no request
+ * has named since the MAC key rotated twice (which then has none), and
+ * loads it. 0 when it has slots; -ENOSPC when none could be had: its
+ * requests get 503 for a second; -ENOENT when no object has that id.
+ */
+int stcp_cache_slots(struct stcp_cache *c, uint32_t id);
 /*
  * Builds the response of a single-range GET on the object whose 200 slot is
  * slot200 (a 206 for [first, last], or a 416 when first is STCP_RANGE_416)

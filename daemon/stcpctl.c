@@ -1231,9 +1231,13 @@ static void content_json(const struct content_row *rows, int n)
 			json_object_object_add(
 				ro, "variant",
 				json_object_new_string(stcp_variant_names[v]));
+			/* null: slots come with the first request
+			 * (STCP_SLOT_NONE) */
 			json_object_object_add(
 				ro, "slot",
-				json_object_new_uint64(r->obj.resp[v]));
+				r->obj.resp[v] == STCP_SLOT_NONE ?
+					NULL :
+					json_object_new_uint64(r->obj.resp[v]));
 			json_object_object_add(ro, "gen",
 					       json_object_new_uint64(p->gen));
 			json_object_object_add(
@@ -1273,10 +1277,16 @@ static void content_text(const struct content_row *rows, int n)
 
 		slots[0] = '\0';
 		for (int v = 0; v < STCP_VARIANTS; v++) {
-			int k = snprintf(slots + used, sizeof(slots) - used,
-					 "%s%u:%u%s", v ? " " : "",
-					 r->obj.resp[v], r->resp[v].gen,
-					 r->resp_ok[v] ? "" : "!");
+			int k = r->obj.resp[v] == STCP_SLOT_NONE ?
+					snprintf(slots + used,
+						 sizeof(slots) - used, "%s-",
+						 v ? " " : "") :
+					snprintf(slots + used,
+						 sizeof(slots) - used,
+						 "%s%u:%u%s", v ? " " : "",
+						 r->obj.resp[v],
+						 r->resp[v].gen,
+						 r->resp_ok[v] ? "" : "!");
 
 			if (k < 0 || (size_t)k >= sizeof(slots) - used)
 				break;

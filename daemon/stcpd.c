@@ -975,6 +975,10 @@ static void log_cache(const struct daemon *d, bool reload)
 		log_info("cache: %u objects, %llu bytes in %u pages (of %u)",
 			 st.files, (unsigned long long)st.bytes, st.pages_used,
 			 st.npages);
+	if (st.unslotted)
+		log_info("cache: %u objects get response slots when requested "
+			 "(%u slots, %d per object)",
+			 st.unslotted, st.nresps, STCP_VARIANTS);
 	if (st.windowed)
 		log_info("cache: %u objects larger than half the cache are "
 			 "served through a ring of pages each",
@@ -1620,6 +1624,13 @@ static int on_miss(void *ctx, void *data, size_t len)
 		err = stcp_cache_range(&d->cache, e->slot, e->first, e->last);
 	else if (e->kind == STCP_EV_WINDOW)
 		err = stcp_cache_window(&d->cache, e->slot, e->first, e->last);
+	else if (e->kind == STCP_EV_SLOTS) {
+		err = stcp_cache_slots(&d->cache, (uint32_t)e->first);
+		/* No slot to be had: the object names the 503 now, which
+		 * the request gets at once. */
+		if (err == -ENOSPC)
+			err = 0;
+	}
 	else
 		err = stcp_cache_fill(&d->cache, e->slot);
 	if (err) {
@@ -1660,6 +1671,7 @@ static int start_misses(struct daemon *d)
 	d->cache.slot_use_fd = bpf_map__fd(d->prog_obj->maps.stcp_slot_use);
 	d->cache.ranges_fd = bpf_map__fd(d->prog_obj->maps.stcp_ranges);
 	d->cache.tags_fd = bpf_map__fd(d->prog_obj->maps.stcp_page_tags);
+	d->cache.slot_gen_fd = bpf_map__fd(d->prog_obj->maps.stcp_slot_gen);
 	return 0;
 }
 

@@ -110,12 +110,15 @@ enum stcp_resp_fixed {
 	STCP_RESP_414 = 3, /* URI Too Long */
 	STCP_RESP_431 = 4, /* Request Header Fields Too Large */
 	STCP_RESP_500 = 5, /* Internal Server Error */
-	STCP_RESP_NUM_FIXED = 6,
-	STCP_RESP_FIXED_END = 16, /* 6..15 reserved for more */
+	/* Service Unavailable: an object without slots while every slot is
+	 * in use (STCP_SLOT_NONE below) */
+	STCP_RESP_503 = 6,
+	STCP_RESP_NUM_FIXED = 7,
+	STCP_RESP_FIXED_END = 16, /* 7..15 reserved for more */
 };
 
 /* stcp_objects: BPF_MAP_TYPE_HASH. */
-#define STCP_MAX_OBJECTS 4096
+#define STCP_MAX_OBJECTS 16384
 #define STCP_HOST_LEN	 64
 #define STCP_PATH_LEN	 192 /* so a path has at most 191 bytes */
 
@@ -155,8 +158,21 @@ struct stcp_obj {
 	__u64 etag_hash;
 	__u64 etag_weak_hash;
 	__u32 source; /* enum stcp_obj_source; the fast path ignores it */
-	__u32 pad;
+	__u32 id;     /* stcpd's number for the object (STCP_EV_SLOTS) */
 };
+
+/*
+ * More objects than slots: the data TSval names a response by 12 bits
+ * (4096 slots, 4 per object), so stcpd gives slots only to objects that
+ * are requested. An object without them has STCP_SLOT_NONE in every
+ * resp[]; a request for it goes to stcpd (STCP_EV_SLOTS, first = its id),
+ * which gives it free slots, or takes those of an object no request has
+ * named since the MAC key rotated twice (stcp_slot_gen: no download of it
+ * can still be alive, as for replaced files), and runs the request again.
+ * When none can be had, the object's resp[] name STCP_RESP_503 for a
+ * second. A program without stcpd answers 503 itself.
+ */
+#define STCP_SLOT_NONE 0xfffffffeu
 
 /* Where stcpd took an object from (stcp_obj.source), for stcpctl. */
 enum stcp_obj_source {
@@ -198,6 +214,8 @@ enum stcp_event_kind {
 	/* Ring pages of a windowed body (STCP_RESP_WINDOWED) that are not
 	 * there: slot, and body pages first..last. */
 	STCP_EV_WINDOW = 8,
+	/* A request for an object without slots (STCP_SLOT_NONE): its id. */
+	STCP_EV_SLOTS = 9,
 };
 
 /*
@@ -248,6 +266,11 @@ struct stcp_miss_event {
 /* stcp_page_tags: BPF_MAP_TYPE_ARRAY of the program stcpd loads, one
  * __u32 per stcp_pages page (stcpd sizes both): for a page of a windowed
  * body's ring, STCP_TAG_IDX_MASK bits say which body page it holds. */
+
+/* stcp_slot_gen: BPF_MAP_TYPE_ARRAY of the program stcpd loads,
+ * STCP_MAX_RESPS entries of __u32: the generation of the current MAC key
+ * (stcp_key.gen) when a request last named the slot, written only when it
+ * grows. */
 
 /* stcp_slot_use: BPF_MAP_TYPE_ARRAY, STCP_MAX_RESPS entries of __u32: the
  * coarse time (bpf_ktime_get_coarse_ns() >> 30, about seconds) at which a

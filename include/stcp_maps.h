@@ -156,7 +156,10 @@ enum stcp_counter {
 	 * dropped because their ring page changed while being read. */
 	STCP_C_WINDOW_MISS = 43,
 	STCP_C_WINDOW_TORN = 44,
-	STCP_C_MAX = 45,
+	/* Requests for an object without slots handed to stcpd (besides
+	 * their cache_miss; include/stcp_cache.h STCP_SLOT_NONE). */
+	STCP_C_SLOT_MISS = 45,
+	STCP_C_MAX = 46,
 };
 
 /* Whether counter slot i is a disposition (see above). */
@@ -216,6 +219,7 @@ static const char *const stcp_counter_names[STCP_C_MAX] = {
 	[STCP_C_STALL_LOST] = "stall_lost",
 	[STCP_C_WINDOW_MISS] = "window_miss",
 	[STCP_C_WINDOW_TORN] = "window_torn",
+	[STCP_C_SLOT_MISS] = "slot_miss",
 };
 #endif
 

@@ -678,6 +678,8 @@ static void case_fixed(struct tcase *t)
 		  "431 Request Header Fields Too Large\n" },
 		{ STCP_RESP_500, "HTTP/1.1 500 Internal Server Error",
 		  "500 Internal Server Error\n" },
+		{ STCP_RESP_503, "HTTP/1.1 503 Service Unavailable",
+		  "503 Service Unavailable\n" },
 	};
 	char hdr[STCP_PAGE_SIZE + 1];
 

@@ -330,6 +330,39 @@ static void case_status(const char *req, uint32_t slot, const char *what)
 	tc_report(&t);
 }
 
+/*
+ * An object without response slots (STCP_SLOT_NONE), as stcpd stores the
+ * ones beyond the 1020 that have them: without stcpd (this program was
+ * loaded without stcp_have_daemon), the request gets the fixed 503.
+ */
+static void case_slot_none(void)
+{
+	const char *req = "GET /noslots.bin HTTP/1.1\r\nHost: a\r\n\r\n";
+	struct tcase t = { .name = "data: an object without slots and no "
+				   "stcpd -> the fixed 503" };
+	struct stcp_obj_key k;
+	struct stcp_obj o;
+	struct dconn c = { 0 };
+	uint32_t tsval;
+
+	memset(&k, 0, sizeof(k));
+	memset(&o, 0, sizeof(o));
+	snprintf(k.path, sizeof(k.path), "/noslots.bin");
+	for (int v = 0; v < STCP_VARIANTS; v++)
+		o.resp[v] = STCP_SLOT_NONE;
+	o.size = 100;
+	o.id = 77;
+	if (bpf_map_update_elem(unit_main.m.objects, &k, &o, BPF_ANY)) {
+		tc_fail(&t, "cannot add the object: %s", strerror(errno));
+		goto out;
+	}
+	if (!dconn_open(&t, &c, 4, 41950, true))
+		check_response(&t, &c, req, STCP_RESP_503, false, &tsval);
+	bpf_map_delete_elem(unit_main.m.objects, &k);
+out:
+	tc_report(&t);
+}
+
 /* The last frame the ring gave, for case_request_parts. */
 static struct stcp_miss_event ring_last;
 static int ring_seen;
@@ -1695,6 +1728,7 @@ void data_run_all(void)
 	case_status("GET  / HTTP/1.1\r\nHost: a\r\n\r\n", STCP_RESP_400,
 		    "400");
 	case_request_parts();
+	case_slot_none();
 	case_inm("with the ETag", "%s", true);
 	case_inm("with its weak form", "W/%s", true);
 	case_inm("*", "*", true);

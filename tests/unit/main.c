@@ -27,7 +27,7 @@
 
 #define DEFAULT_SEED	   0x57c9f00dULL
 #define DEFAULT_FUZZ_COUNT 100000
-#define UNIT_MAX_MAPS	   24
+#define UNIT_MAX_MAPS	   32
 
 struct unit_env unit_main = { .name = "main", .prog_fd = -1 };
 struct unit_env unit_nokey = { .name = "nokey", .prog_fd = -1 };
