@@ -748,9 +748,32 @@ static void build_seg(const struct conn *c, enum seg_kind seg,
 		/* Any ISN but ours; the low byte keeps the option byte. */
 		s->ack = (c->isn ^ 0x5a5a5400u) + 1;
 		break;
-	case SEG_ACK_BAD_CSEQ:
-		s->seq = c->cisn + 2;
+	case SEG_ACK_BAD_CSEQ: {
+		/* Without timestamps the cookie checks only 8 MAC bits of the
+		 * client ISN, so a wrong one passes 2 times in 256 (or counts
+		 * as stale): take the first that no tick the check tries,
+		 * stale ones included, lets through. */
+		uint32_t now = unit_tick(), opts = (c->isn >> STCP_NTS_OPT_SHIFT) &
+						  STCP_OPT_MASK;
+		struct stcp_flow f;
+
+		unit_flow_of(s, &f);
+		for (uint32_t k = 1; k < 64; k++) {
+			bool hit = false;
+
+			for (uint32_t d = 0; d < 5; d++)
+				hit |= (uint32_t)(stcp_handshake_mac(
+						UNIT_K0, UNIT_K1, &f,
+						c->cisn + k, now - d, opts) >>
+						  56) ==
+				       c->isn >> STCP_ISN_MAC_SHIFT;
+			if (!hit) {
+				s->seq = c->cisn + 1 + k;
+				break;
+			}
+		}
 		break;
+	}
 	case SEG_ACK_OTHER_PORT:
 		s->sport = (uint16_t)(c->syn.sport + 1);
 		break;
