@@ -691,20 +691,28 @@ out:
 	return err;
 }
 
+static int src_open(struct stcp_cache *c, const struct stcp_cache_file *f,
+		    struct obj_src *s);
+
 /*
  * Loads body pages [lo, end) of f into its ring, end taking in hi and
  * half a ring of read-ahead (never a whole ring: what the packet needs
- * stays), but only the pages the ring does not hold. Each page's tag is
- * zeroed before the page is rewritten and set after, with a new
- * generation, so that the fast path's copies tell (copy_payload()).
+ * stays), but only the pages the ring does not hold: several packets
+ * that met the same missing pages cost one read. The bytes come from src,
+ * or, when it is NULL, from f's source opened here if anything is
+ * missing. Each page's tag is zeroed before the page is rewritten and
+ * set after, with a new generation, so that the fast path's copies tell
+ * (copy_payload()).
  */
 static int ring_fill(struct stcp_cache *c, const struct obj_src *src,
 		     struct stcp_cache_file *f, uint64_t lo, uint64_t hi)
 {
 	uint64_t body_np = (f->size + STCP_PAGE_SIZE - 1) / STCP_PAGE_SIZE;
-	uint64_t end = lo + f->ring / 2, bytes;
+	uint64_t end = lo + f->ring / 2, first, bytes;
 	uint32_t mask = f->ring - 1, ring0 = f->h.first_page + STCP_VARIANTS;
-	uint32_t *pages = NULL, *tags = NULL, *zero = NULL, n, cnt = 0;
+	uint32_t *pages = NULL, *tags = NULL, *zero = NULL, *idx = NULL;
+	uint32_t n, cnt = 0;
+	struct obj_src own = { .fd = -1 };
 	uint8_t *data = NULL;
 	LIBBPF_OPTS(bpf_map_batch_opts, o);
 	int err = -ENOMEM;
@@ -721,35 +729,55 @@ static int ring_fill(struct stcp_cache *c, const struct obj_src *src,
 	pages = calloc(n, sizeof(*pages));
 	tags = calloc(n, sizeof(*tags));
 	zero = calloc(n, sizeof(*zero));
-	data = calloc(n, STCP_PAGE_SIZE);
-	if (!pages || !tags || !zero || !data)
+	idx = calloc(n, sizeof(*idx));
+	if (!pages || !tags || !zero || !idx)
 		goto out;
-	bytes = (end * STCP_PAGE_SIZE < f->size ? end * STCP_PAGE_SIZE :
-						  f->size) -
-		lo * STCP_PAGE_SIZE;
-	err = src_read(src, f, lo * STCP_PAGE_SIZE, data, (size_t)bytes);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t pg = ring0 + (uint32_t)((lo + i) & mask), t = 0;
+
+		if (!bpf_map_lookup_elem(c->tags_fd, &pg, &t) &&
+		    (t & STCP_TAG_IDX_MASK) == lo + i + 1)
+			continue;
+		pages[cnt] = pg;
+		idx[cnt++] = i;
+	}
+	err = 0;
+	if (!cnt)
+		goto out;
+	if (!src) {
+		err = src_open(c, f, &own);
+		if (err)
+			goto out;
+		src = &own;
+	}
+	/* One read from the first missing page to the last. */
+	first = lo + idx[0];
+	bytes = ((lo + idx[cnt - 1] + 1) * STCP_PAGE_SIZE < f->size ?
+			 (lo + idx[cnt - 1] + 1) * STCP_PAGE_SIZE :
+			 f->size) -
+		first * STCP_PAGE_SIZE;
+	err = -ENOMEM;
+	data = calloc(idx[cnt - 1] - idx[0] + 1, STCP_PAGE_SIZE);
+	if (!data)
+		goto out;
+	err = src_read(src, f, first * STCP_PAGE_SIZE, data, (size_t)bytes);
 	if (!err && !src_unchanged(src, f))
 		err = -ESTALE;
 	if (err)
 		goto out;
 	c->tag_gen = (c->tag_gen + 1) & STCP_TAG_IDX_MASK;
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t pg = ring0 + (uint32_t)((lo + i) & mask), t = 0;
-		uint32_t want = (uint32_t)(lo + i + 1);
+	for (uint32_t j = 0; j < cnt; j++) {
+		uint32_t at = idx[j] - idx[0];
 
-		if (!bpf_map_lookup_elem(c->tags_fd, &pg, &t) &&
-		    (t & STCP_TAG_IDX_MASK) == want)
-			continue;
-		if (cnt != i)
-			memcpy(data + (size_t)cnt * STCP_PAGE_SIZE,
-			       data + (size_t)i * STCP_PAGE_SIZE,
+		if (at != j)
+			memcpy(data + (size_t)j * STCP_PAGE_SIZE,
+			       data + (size_t)at * STCP_PAGE_SIZE,
 			       STCP_PAGE_SIZE);
-		pages[cnt] = pg;
-		tags[cnt] = c->tag_gen << STCP_TAG_GEN_SHIFT | want;
-		cnt++;
+		tags[j] = c->tag_gen << STCP_TAG_GEN_SHIFT |
+			  (uint32_t)(lo + idx[j] + 1);
 	}
 	err = tags_set(c, pages, zero, cnt);
-	if (!err && cnt) {
+	if (!err) {
 		uint32_t k = cnt;
 
 		err = bpf_map_update_batch(c->pages_fd, pages, data, &k, &o) ?
@@ -763,9 +791,11 @@ static int ring_fill(struct stcp_cache *c, const struct obj_src *src,
 		c->window_pages += cnt;
 	}
 out:
+	src_close(&own);
 	free(pages);
 	free(tags);
 	free(zero);
+	free(idx);
 	free(data);
 	return err;
 }
@@ -1227,7 +1257,6 @@ int stcp_cache_window(struct stcp_cache *c, uint32_t slot, uint64_t first,
 		      uint64_t last)
 {
 	struct stcp_cache_file *f = file_of_slot(c, slot);
-	struct obj_src src = { .fd = -1 };
 	int err;
 
 	if (!f)
@@ -1237,10 +1266,7 @@ int stcp_cache_window(struct stcp_cache *c, uint32_t slot, uint64_t first,
 	if (last < first || last - first >= f->ring / 2 ||
 	    last >= (f->size + STCP_PAGE_SIZE - 1) / STCP_PAGE_SIZE)
 		return -EINVAL;
-	err = src_open(c, f, &src);
-	if (!err)
-		err = ring_fill(c, &src, f, first, last);
-	src_close(&src);
+	err = ring_fill(c, NULL, f, first, last);
 	if (err == -ESTALE) {
 		log_info("%s: changed since it was stored: its downloads are "
 			 "reset until the next reload",
