@@ -55,8 +55,8 @@ $(BUILD)/stcpd: daemon/stcpd.c $(COMMON) $(COMMON_H) $(CACHE) $(CACHE_H) $(SKELS
 $(BUILD)/stcpd: $(OPS) $(OPS_H)
 $(BUILD)/stcpd: $(REDIS_KEYS) $(REDIS_KEYS_H) $(REASM) $(REASM_H)
 
-$(BUILD)/stcpctl: daemon/stcpctl.c $(COMMON) $(COMMON_H) $(CACHE) $(CACHE_H) $(REDIS_KEYS) $(REDIS_KEYS_H) $(HEADERS)
-	$(CC) $(CFLAGS) $< $(COMMON) $(CACHE) $(REDIS_KEYS) -o $@ $(LDLIBS_BPF) $(shell pkg-config --cflags --libs json-c) $(LDLIBS_REDIS)
+$(BUILD)/stcpctl: daemon/stcpctl.c $(COMMON) $(COMMON_H) $(CACHE) $(CACHE_H) $(REDIS_KEYS) $(REDIS_KEYS_H) $(HEADERS) daemon/config.c daemon/config.h
+	$(CC) $(CFLAGS) $< $(COMMON) $(CACHE) $(REDIS_KEYS) daemon/config.c -o $@ $(LDLIBS_BPF) $(shell pkg-config --cflags --libs json-c) $(LDLIBS_REDIS) $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
 
 # tests/unit/http_parse.bpf.c: test-only XDP program around bpf/http.h,
 # embedded in stcp_unit through its skeleton.

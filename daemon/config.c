@@ -47,6 +47,11 @@ static bool in_list(const char *const *list, const char *name)
 	return false;
 }
 
+const char *const stcp_conf_stcpd_only[] = {
+	"iface",   "listen",	   "root",	"cache-mb",  "mode",
+	"keep-maps", "metrics", "key-rotate-s", "log-level", NULL,
+};
+
 static int find_key(const struct stcp_conf_rules *r, const char *name)
 {
 	for (int i = 0; r->longopts[i].name; i++) {
@@ -182,6 +187,8 @@ static int on_entry(void *user, const char *section, const char *name,
 		       section);
 		return 0;
 	}
+	if (in_list(r->ignore, name))
+		return 1;
 	i = find_key(r, name);
 	if (i < 0) {
 		key_names(r, names, sizeof(names));

@@ -25,14 +25,25 @@ struct stcp_conf_rules {
 	const char *const *deny;  /* options that are not keys; NULL-ended */
 	const char *const *multi; /* keys that may repeat, or hold a
 				   * comma list; NULL-ended */
+	const char *const *ignore; /* keys of the file that are another
+				    * program's: accepted, left out of the
+				    * words; NULL-ended, or NULL */
 };
+
+/*
+ * stcpd's keys that stcpctl has no option for: stcpctl --config reads
+ * stcpd's file and takes pin-dir, redis and redis-prefix from it
+ * (tests/integ/test_ops.sh checks that every stcpd option is one or the
+ * other).
+ */
+extern const char *const stcp_conf_stcpd_only[];
 
 /*
  * Reads path. Keys are long option names, at the top of the file or under
  * [stcpd]; a flag takes true/false (yes/no, on/off, 1/0). On an unknown
  * key, a key set twice, a flag with another value, an empty value, a line
  * longer than the parser's 199 bytes or a syntax error, prints one line
- * "stcpd: FILE:LINE: what is wrong" and returns -EINVAL; a file that cannot
+ * "PROG: FILE:LINE: what is wrong" and returns -EINVAL; a file that cannot
  * be read is reported the same way, without a line.
  */
 int stcp_conf_load(struct stcp_conf *conf, const char *path,

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <linux/if_link.h>
 #include <net/if.h>
 #include <signal.h>
@@ -29,6 +30,7 @@
 
 #include "cache.h"
 #include "common.h"
+#include "config.h"
 #include "content_redis.h"
 #include "redis_keys.h"
 
@@ -59,6 +61,7 @@ enum {
 	OPT_REDIS = 0x100,
 	OPT_REDIS_PREFIX,
 	OPT_TYPE,
+	OPT_CONFIG,
 };
 
 /* Command handlers get the words after the command name and return the
@@ -123,6 +126,10 @@ struct opt_desc {
 	"e.g. --redis 127.0.0.1:6379 or --redis unix:/run/redis/redis.sock"
 
 static const struct opt_desc opt_table[] = {
+	{ "config", required_argument, OPT_CONFIG, "FILE",
+	  "stcpd's config file: its pin-dir, redis and redis-prefix, unless "
+	  "given as options (its other keys are stcpd's, and skipped); "
+	  "errors in it name FILE:LINE" },
 	{ "pin-dir", required_argument, 'p', "DIR",
 	  "where the maps are pinned (default $STCP_PIN_DIR, else " STCP_PIN_DIR
 	  ", where stcpd and 'ip link' pin)" },
@@ -205,11 +212,14 @@ static void cmd_usage(FILE *f, const char *name)
 static int usage_error(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
 
+/* "FILE:LINE: " while a usage error is about a word of --config. */
+static char usage_where[PATH_MAX + 32];
+
 static int usage_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "stcpctl: ");
+	fprintf(stderr, "stcpctl: %s", usage_where);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -1603,17 +1613,64 @@ static const struct {
 	{ "help", cmd_help },
 };
 
+static struct stcp_conf conf_file;
+static int conf_end = 1; /* argv[1] up to argv[conf_end - 1] are its words */
+
+/*
+ * --config FILE (stcpd's): its pin-dir, redis and redis-prefix become
+ * words before the command line's, which win; stcpd's other keys are
+ * skipped, unknown ones refused. Returns 0 or the exit code.
+ */
+static int read_config(int *argc, char ***argv, const char *optstring,
+		       const struct option *longopts)
+{
+	static const char *const deny[] = { "config", "json", "type",
+					    "verbose", "help", "version",
+					    NULL };
+	const struct stcp_conf_rules rules = { longopts, deny, NULL,
+					       stcp_conf_stcpd_only };
+	const char *path = NULL;
+	char **words;
+	int opt, n;
+
+	opterr = 0;
+	while ((opt = getopt_long(*argc, *argv, optstring, longopts, NULL)) !=
+	       -1) {
+		if (opt == OPT_CONFIG)
+			path = optarg;
+	}
+	optind = 0; /* the next getopt_long starts over */
+	if (!path)
+		return 0;
+	if (stcp_conf_load(&conf_file, path, &rules))
+		return EXIT_USAGE;
+	n = conf_file.nwords;
+	words = calloc((size_t)*argc + (size_t)n + 1, sizeof(*words));
+	if (!words) {
+		log_err("out of memory");
+		return EXIT_RUNTIME;
+	}
+	words[0] = (*argv)[0];
+	memcpy(words + 1, conf_file.words, (size_t)n * sizeof(*words));
+	memcpy(words + 1 + n, *argv + 1, (size_t)(*argc - 1) * sizeof(*words));
+	conf_end = 1 + n;
+	*argc += n;
+	*argv = words;
+	return 0;
+}
+
 /*
  * Options may come before or after the command (getopt permutes); what is
  * left over is the command and its words. Returns -1 to go on, or the exit
  * code.
  */
-static int parse_args(int argc, char **argv, struct ctl *c, bool *help)
+static int parse_args(int *argcp, char ***argvp, struct ctl *c, bool *help)
 {
 	struct option longopts[NUM_OPTS + 1];
 	char optstring[2 * NUM_OPTS + 2];
 	size_t n = 0;
-	int opt;
+	int opt, rc, argc;
+	char **argv;
 
 	memset(longopts, 0, sizeof(longopts));
 	optstring[n++] = ':';
@@ -1629,10 +1686,21 @@ static int parse_args(int argc, char **argv, struct ctl *c, bool *help)
 	}
 	optstring[n] = '\0';
 
+	rc = read_config(argcp, argvp, optstring, longopts);
+	if (rc)
+		return rc;
+	argc = *argcp;
+	argv = *argvp;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, optstring, longopts, NULL)) !=
 	       -1) {
+		usage_where[0] = '\0';
+		if (optind - 1 >= 1 && optind - 1 < conf_end)
+			stcp_conf_where(&conf_file, optind - 2, usage_where,
+					sizeof(usage_where));
 		switch (opt) {
+		case OPT_CONFIG:
+			break; /* read by read_config */
 		case 'p':
 			if (!*optarg)
 				return usage_error("--pin-dir: expected a "
@@ -1716,7 +1784,7 @@ int main(int argc, char **argv)
 
 	stcp_progname = "stcpctl";
 	c.pin_dir = stcp_default_pin_dir();
-	rc = parse_args(argc, argv, &c, &help);
+	rc = parse_args(&argc, &argv, &c, &help);
 	if (rc >= 0)
 		return rc;
 	libbpf_set_print(libbpf_print);

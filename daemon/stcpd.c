@@ -325,7 +325,7 @@ static int read_config(int *argc, char ***argv, const char *optstring,
 	static const char *const deny[] = { "config", "verbose", "help",
 					    "version", NULL };
 	static const char *const multi[] = { "listen", NULL };
-	const struct stcp_conf_rules rules = { longopts, deny, multi };
+	const struct stcp_conf_rules rules = { longopts, deny, multi, NULL };
 	const char *path = NULL;
 	char **words;
 	int opt, n;

@@ -99,7 +99,10 @@ nsenter --net="/run/netns/$NS_S" setpriv --no-new-privs \
 STCPD_PID=$!
 PIDS+=("$STCPD_PID")
 for i in $(seq 100); do
-	if ctl status >/dev/null 2>&1 && in_s ip link show dev "$DEV_S" | grep -q xdp; then
+	# The log line comes just after the attach: wait for it too (up to
+	# 5 s), or its check below would race the daemon.
+	if ctl status >/dev/null 2>&1 && in_s ip link show dev "$DEV_S" | grep -q xdp &&
+		{ grep -q 'info: attached to' "$STCPD_LOG" || [ "$i" -gt 50 ]; }; then
 		break
 	fi
 	kill -0 "$STCPD_PID" 2>/dev/null || fail "stcpd exited: $(cat "$STCPD_LOG")"
@@ -111,6 +114,34 @@ grep -q 'info: attached to' "$STCPD_LOG" ||
 grep -q "info: metrics: serving $METRICS_URL/metrics" "$STCPD_LOG" ||
 	fail "no 'metrics: serving' line: $(cat "$STCPD_LOG")"
 log "started from $CONF with the unit's capabilities; --log-level info overrode the file"
+
+# stcpctl reads the same file: its pin-dir (no -p here), and a flag wins.
+got=$(in_s "$BUILD/stcpctl" --config "$CONF" -j status | python3 -c 'import json,sys; print(json.load(sys.stdin)["pin_dir"])') ||
+	fail "stcpctl --config $CONF status"
+[ "$got" = "$PIN_DIR" ] || fail "stcpctl --config: pin dir $got, want $PIN_DIR"
+expect_err 1 "no stcp maps in $LOG_DIR/elsewhere" \
+	in_s "$BUILD/stcpctl" --config "$CONF" --pin-dir "$LOG_DIR/elsewhere" status
+expect_err 2 "--config $LOG_DIR/none.conf: No such file or directory" \
+	"$BUILD/stcpctl" --config "$LOG_DIR/none.conf" status
+printf '[stcpd]\npin-dir = %s\npin_dir = /x\n' "$PIN_DIR" >"$LOG_DIR/typo.conf"
+expect_err 2 "$LOG_DIR/typo.conf:3: unknown key 'pin_dir'" \
+	"$BUILD/stcpctl" --config "$LOG_DIR/typo.conf" status
+printf 'redis = nonsense\n' >"$LOG_DIR/badredis.conf"
+expect_err 2 "$LOG_DIR/badredis.conf:1: --redis nonsense: expected HOST:PORT" \
+	"$BUILD/stcpctl" --config "$LOG_DIR/badredis.conf" status
+# Every key stcpd takes is one stcpctl takes or skips.
+"$BUILD/stcpd" --help | grep -oE -- '--[a-z0-9-]+' | sort -u | sed 's/^--//' |
+	grep -vxE 'config|verbose|help|version' | while read -r k; do
+	case $k in
+	pin-dir) echo "$k = $LOG_DIR/elsewhere" ;;
+	redis) echo "$k = 127.0.0.1:6379" ;;
+	*) echo "$k = x" ;;
+	esac
+done >"$LOG_DIR/all.conf"
+[ "$(wc -l <"$LOG_DIR/all.conf")" -ge 12 ] || fail "too few stcpd options: $(cat "$LOG_DIR/all.conf")"
+expect_err 1 "no stcp maps in $LOG_DIR/elsewhere" \
+	"$BUILD/stcpctl" --config "$LOG_DIR/all.conf" status
+log "stcpctl --config: the file's pin-dir used, --pin-dir wins; a missing file, an unknown key and a bad value: exit 2 with FILE:LINE; every stcpd key ($(wc -l <"$LOG_DIR/all.conf")) accepted"
 
 # A second stcpd cannot take the metrics address: one line, exit 1, and it
 # leaves the running one alone (the bind comes before anything else).
