@@ -96,6 +96,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } stcp_resps SEC(".maps");
 
+/* Per slot of a windowed body: the end of the last load asked for ahead
+ * of its downloads (window_prefetch()). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, STCP_MAX_RESPS);
+	__type(key, __u32);
+	__type(value, __u32);
+} stcp_prefetch SEC(".maps");
+
 /* Which body page each ring page of a windowed body holds
  * (STCP_RESP_WINDOWED); stcpd sizes it as stcp_pages. */
 struct {
@@ -1960,6 +1969,47 @@ static __noinline int window_missing(const struct stcp_tx_desc *d,
 	return lo != 0xffffffffu;
 }
 
+/*
+ * Once fewer than an eighth of a ring lies loaded past the last page this
+ * ACK sends (k->t), asks stcpd for the next quarter without holding the
+ * packet, so that a download of a windowed body seldom waits for a load.
+ * One request per quarter and download: the slot remembers where the last
+ * one ended.
+ */
+static __noinline void window_prefetch(const struct data_ack *k)
+{
+	__u32 w = k->resp.body_npages, p = k->t + w / 8, pg, slot = k->slot;
+	__u64 body_np = (k->resp.body_len + STCP_PAGE_SIZE - 1) >> 12;
+	struct stcp_miss_event *e;
+	__u32 *t, *last;
+
+	if (w < 8 || p >= body_np)
+		return;
+	pg = k->resp.body_page + (p & (w - 1));
+	t = bpf_map_lookup_elem(&stcp_page_tags, &pg);
+	if (t && (*t & STCP_TAG_IDX_MASK) == p + 1)
+		return;
+	last = bpf_map_lookup_elem(&stcp_prefetch, &slot);
+	/* Asked already, unless by a download a ring or more away. */
+	if (!last || (p < *last && p + w > *last))
+		return;
+	*last = p + w / 4;
+	e = bpf_ringbuf_reserve(&stcp_misses, sizeof(*e), 0);
+	if (!e)
+		return;
+	e->kind = STCP_EV_WINDOW;
+	e->slot = slot;
+	e->first = p;
+	e->last = p + w / 4 - 1;
+	e->ifindex = 0;
+	e->rxq = 0;
+	e->len = 0;
+	__builtin_memset(&e->flow, 0, sizeof(e->flow));
+	__builtin_memset(&e->conn, 0, sizeof(e->conn));
+	bpf_ringbuf_submit(e, 0);
+	count(STCP_C_WINDOW_PREFETCH);
+}
+
 static __noinline int report_window(struct xdp_md *ctx,
 				    const struct data_ack *k)
 {
@@ -2332,8 +2382,11 @@ static __noinline int handle_data_ack(struct xdp_md *ctx, struct seg *s,
 	}
 	if (!n)
 		return finish(STCP_C_DATA_ACK_IDLE, XDP_DROP);
-	if ((k->resp.flags & STCP_RESP_WINDOWED) && window_missing(d, k))
-		return report_window(ctx, k);
+	if (k->resp.flags & STCP_RESP_WINDOWED) {
+		if (window_missing(d, k))
+			return report_window(ctx, k);
+		window_prefetch(k);
+	}
 	if (k->nots)
 		note_high(s, d);
 	return tx_send(ctx, d, disp);

@@ -705,10 +705,11 @@ static int src_open(struct stcp_cache *c, const struct stcp_cache_file *f,
  * (copy_payload()).
  */
 static int ring_fill(struct stcp_cache *c, const struct obj_src *src,
-		     struct stcp_cache_file *f, uint64_t lo, uint64_t hi)
+		     struct stcp_cache_file *f, uint64_t lo, uint64_t hi,
+		     bool ahead)
 {
 	uint64_t body_np = (f->size + STCP_PAGE_SIZE - 1) / STCP_PAGE_SIZE;
-	uint64_t end = lo + f->ring / 2, first, bytes;
+	uint64_t end = ahead ? lo + f->ring / 2 : hi + 1, first, bytes;
 	uint32_t mask = f->ring - 1, ring0 = f->h.first_page + STCP_VARIANTS;
 	uint32_t *pages = NULL, *tags = NULL, *zero = NULL, *idx = NULL;
 	uint32_t n, cnt = 0;
@@ -831,7 +832,7 @@ static int load_pages(struct stcp_cache *c, const struct obj_src *src,
 		f->h.first_page = first;
 		err = ring_clear(c, f);
 		if (!err)
-			err = ring_fill(c, src, f, 0, 0);
+			err = ring_fill(c, src, f, 0, 0, true);
 		if (err) {
 			err = err == -ESTALE ? 2 : err;
 			goto out;
@@ -1254,7 +1255,7 @@ static void slots_gone(struct stcp_cache *c, struct stcp_cache_file *f)
 }
 
 int stcp_cache_window(struct stcp_cache *c, uint32_t slot, uint64_t first,
-		      uint64_t last)
+		      uint64_t last, bool ahead)
 {
 	struct stcp_cache_file *f = file_of_slot(c, slot);
 	int err;
@@ -1262,11 +1263,15 @@ int stcp_cache_window(struct stcp_cache *c, uint32_t slot, uint64_t first,
 	if (!f)
 		return -ENOENT;
 	if (!f->ring || !f->resident)
-		return stcp_cache_fill(c, slot);
+		return ahead ? stcp_cache_fill(c, slot) : 0;
+	/* Ahead of the downloads, the fast path asks for a quarter ring,
+	 * which may run past the end. */
+	if (!ahead && last >= (f->size + STCP_PAGE_SIZE - 1) / STCP_PAGE_SIZE)
+		last = (f->size + STCP_PAGE_SIZE - 1) / STCP_PAGE_SIZE - 1;
 	if (last < first || last - first >= f->ring / 2 ||
 	    last >= (f->size + STCP_PAGE_SIZE - 1) / STCP_PAGE_SIZE)
 		return -EINVAL;
-	err = ring_fill(c, NULL, f, first, last);
+	err = ring_fill(c, NULL, f, first, last, ahead);
 	if (err == -ESTALE) {
 		log_info("%s: changed since it was stored: its downloads are "
 			 "reset until the next reload",

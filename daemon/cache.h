@@ -146,14 +146,15 @@ int stcp_cache_load(struct stcp_cache *c, const char *root);
 int stcp_cache_fill(struct stcp_cache *c, uint32_t slot);
 /*
  * A packet needs body pages first..last of the windowed object that owns
- * slot: loads them, and what follows them up to half the ring, into its
- * ring (and the object itself first if it was evicted). 0 when they are
- * there, -ESTALE when the object changed since (its slots are then
- * invalidated, so its downloads are reset), or what stcp_cache_fill
- * returns.
+ * slot (or, without ahead, the fast path asks for them before its
+ * downloads get there): loads them, and with ahead what follows them up
+ * to half the ring, into its ring (and the object itself first if it was
+ * evicted). 0 when they are there, -ESTALE when the object changed since
+ * (its slots are then invalidated, so its downloads are reset), or what
+ * stcp_cache_fill returns.
  */
 int stcp_cache_window(struct stcp_cache *c, uint32_t slot, uint64_t first,
-		      uint64_t last);
+		      uint64_t last, bool ahead);
 /*
  * A request for the object numbered id, which has no slots: gives it free
  * slots, or those of the least recently requested object that no request

@@ -1622,8 +1622,14 @@ static int on_miss(void *ctx, void *data, size_t len)
 	}
 	if (e->kind == STCP_EV_RANGE)
 		err = stcp_cache_range(&d->cache, e->slot, e->first, e->last);
-	else if (e->kind == STCP_EV_WINDOW)
-		err = stcp_cache_window(&d->cache, e->slot, e->first, e->last);
+	else if (e->kind == STCP_EV_WINDOW && !e->len) {
+		/* Ahead of the downloads: no packet waits for it. */
+		stcp_cache_window(&d->cache, e->slot, e->first, e->last,
+				  false);
+		return 0;
+	} else if (e->kind == STCP_EV_WINDOW)
+		err = stcp_cache_window(&d->cache, e->slot, e->first, e->last,
+					true);
 	else if (e->kind == STCP_EV_SLOTS) {
 		err = stcp_cache_slots(&d->cache, (uint32_t)e->first);
 		/* No slot to be had: the object names the 503 now, which

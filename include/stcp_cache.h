@@ -212,7 +212,8 @@ enum stcp_event_kind {
 	 * stcp_stall_event, not this record). */
 	STCP_EV_STALL = 7,
 	/* Ring pages of a windowed body (STCP_RESP_WINDOWED) that are not
-	 * there: slot, and body pages first..last. */
+	 * there: slot, and body pages first..last. With no frame (len 0),
+	 * a load ahead of the downloads, which are not waiting for it. */
 	STCP_EV_WINDOW = 8,
 	/* A request for an object without slots (STCP_SLOT_NONE): its id. */
 	STCP_EV_SLOTS = 9,

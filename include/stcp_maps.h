@@ -159,7 +159,10 @@ enum stcp_counter {
 	/* Requests for an object without slots handed to stcpd (besides
 	 * their cache_miss; include/stcp_cache.h STCP_SLOT_NONE). */
 	STCP_C_SLOT_MISS = 45,
-	STCP_C_MAX = 46,
+	/* Ring loads asked for ahead of a windowed body's downloads, which
+	 * go on meanwhile (include/stcp_cache.h). */
+	STCP_C_WINDOW_PREFETCH = 46,
+	STCP_C_MAX = 47,
 };
 
 /* Whether counter slot i is a disposition (see above). */
@@ -220,6 +223,7 @@ static const char *const stcp_counter_names[STCP_C_MAX] = {
 	[STCP_C_WINDOW_MISS] = "window_miss",
 	[STCP_C_WINDOW_TORN] = "window_torn",
 	[STCP_C_SLOT_MISS] = "slot_miss",
+	[STCP_C_WINDOW_PREFETCH] = "window_prefetch",
 };
 #endif
 

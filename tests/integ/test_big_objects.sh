@@ -39,8 +39,10 @@ for n in $SIZES; do
 	done
 done
 wm=$(counter window_miss)
+wp=$(counter window_prefetch)
 [ "$wm" -gt 0 ] || fail "no window_miss: the big files were not windowed"
-log "curl, wget, python: 3 MB, 10 MB, 64 MB over IPv4 and IPv6 byte-identical behind a 4 MB cache; window_miss $wm"
+[ "$wp" -gt 0 ] || fail "no window_prefetch: no load was asked for ahead"
+log "curl, wget, python: 3 MB, 10 MB, 64 MB over IPv4 and IPv6 byte-identical behind a 4 MB cache; window_miss $wm, window_prefetch $wp"
 
 # ---- four at once, in different parts of the file ----
 pids=()

@@ -1613,7 +1613,8 @@ static void case_window(struct stcp_cache *cache)
 	       "%d events, kind %u, pages %llu..%llu", ring_seen,
 	       ring_last.kind, (unsigned long long)ring_last.first,
 	       (unsigned long long)ring_last.last);
-	err = stcp_cache_window(cache, slot, ring_last.first, ring_last.last);
+	err = stcp_cache_window(cache, slot, ring_last.first, ring_last.last,
+				true);
 	EXPECT(&t, !err, "stcp_cache_window: %s", strerror(-err));
 	if (run(&t, &s, &r))
 		goto out;
