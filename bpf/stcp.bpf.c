@@ -378,7 +378,7 @@ static __noinline int report_frame(struct xdp_md *ctx, __u32 kind,
 	e->len = len;
 	/* The segment stcp_xdp parsed is the one reported, and
 	 * handle_request() left the entry it wants written in rs->conn. */
-	if (rs && (kind == STCP_EV_CONN_MISS || kind == STCP_EV_CONN_REQ))
+	if (rs && kind != STCP_EV_CACHE_MISS && kind != STCP_EV_RANGE)
 		__builtin_memcpy(&e->flow, &rs->seg.flow, sizeof(e->flow));
 	else
 		__builtin_memset(&e->flow, 0, sizeof(e->flow));
@@ -1327,6 +1327,20 @@ static __always_inline __u32 request_lead(struct xdp_md *ctx,
 	if (b[0] == '\r')
 		return s->payload_len >= 2 && b[1] == '\n' ? 2 : 1;
 	return 0;
+}
+
+/* Whether the segment's payload starts a GET or HEAD request: a request
+ * of its own (pipelined), not the rest of a header section. */
+static __always_inline int starts_request(struct xdp_md *ctx,
+					  const struct seg *s)
+{
+	__u8 b[4] = {};
+
+	if (s->payload_len < 4 ||
+	    bpf_xdp_load_bytes(ctx, s->opt_off + s->opt_len, b, 4))
+		return 0;
+	return (b[0] == 'G' && b[1] == 'E' && b[2] == 'T' && b[3] == ' ') ||
+	       (b[0] == 'H' && b[1] == 'E' && b[2] == 'A' && b[3] == 'D');
 }
 
 /* With --redis, sends a connection's entry as it now stands to stcpd for
@@ -2565,6 +2579,15 @@ static __noinline int handle_ack(struct xdp_md *ctx, struct seg *s)
 			return report_miss(ctx, o->tsecr & STCP_DTS_SLOT_MASK);
 		if (o->has_ts && (o->nsack || s->payload_len) &&
 		    before_first_segment(s, o)) {
+			/* With --redis, header bytes after a first segment
+			 * that another replica saw (docs/PROTOCOL.md 7.8):
+			 * stcpd joins them through Redis. */
+			if (s->payload_len && stcp_conn_sync &&
+			    !starts_request(ctx, s)) {
+				count(STCP_C_REQUEST_PART_ELSEWHERE);
+				return report_frame(ctx, STCP_EV_REQ_CONT, 0, 0,
+						    0);
+			}
 			/* A request sent before any of the answer to the
 			 * first arrived (pipelining): see refuse_pipeline(). */
 			if (s->payload_len)

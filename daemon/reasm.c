@@ -273,11 +273,17 @@ static uint32_t short_request(const uint8_t *b, uint32_t n, char *out,
 		len += (size_t)snprintf(out + len, cap - len, "Host: %.*s\r\n",
 					(int)vlen, val);
 	}
-	if (field(line_end + 2, end + 2, "If-None-Match", &val, &vlen) &&
-	    len + vlen + 20 < cap) {
-		len += (size_t)snprintf(out + len, cap - len,
-					"If-None-Match: %.*s\r\n", (int)vlen,
-					val);
+	/* What else the fast path reads: the variant (close or keep-alive)
+	 * and the range. */
+	static const char *const keep[] = { "If-None-Match", "Connection",
+					    "Range" };
+
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+		if (field(line_end + 2, end + 2, keep[i], &val, &vlen) &&
+		    len + strlen(keep[i]) + vlen + 6 < cap)
+			len += (size_t)snprintf(out + len, cap - len,
+						"%s: %.*s\r\n", keep[i],
+						(int)vlen, val);
 	}
 	if (len + 2 <= cap) {
 		memcpy(out + len, "\r\n", 2);
@@ -329,9 +335,10 @@ int stcp_reasm_add(struct stcp_reasm *r, uint32_t kind, const uint8_t *frame,
 	struct tcp_view v;
 	time_t now = r->clock();
 	uint32_t n, rlen;
-	bool too_big;
+	bool too_big, merged = kind & STCP_REASM_FROM_REDIS, stuck = false;
 	int err;
 
+	kind &= ~STCP_REASM_FROM_REDIS;
 	err = parse_frame(frame, len, &v);
 	if (err) {
 		r->dropped++;
@@ -340,7 +347,8 @@ int stcp_reasm_add(struct stcp_reasm *r, uint32_t kind, const uint8_t *frame,
 	c = find_conn(r, &v, now);
 	c->last = now;
 	if (c->done) {
-		if (kind != STCP_EV_REQ_FIRST)
+		/* Only the client's own resent first segment asks again. */
+		if (kind != STCP_EV_REQ_FIRST || merged)
 			return 0;
 		memcpy(out, c->out, c->out_len);
 		*out_len = c->out_len;
@@ -353,7 +361,20 @@ int stcp_reasm_add(struct stcp_reasm *r, uint32_t kind, const uint8_t *frame,
 		c->first_len = len;
 		c->first_hdr = v.hdr;
 	}
-	if (c->nsegs < REASM_SEGS &&
+	/* A segment stored already (resent by the client, or joined in
+	 * again from Redis) takes no room twice. One the client resent
+	 * says it is waiting for an ACK, which never comes before the
+	 * answer: the header section cannot end within what it may send
+	 * (its initial window, or a lost segment it will not resend), and
+	 * it gets the 431 that a header section too large gets. */
+	for (uint32_t i = 0; i < c->nsegs && !stuck; i++) {
+		if (c->segs[i].seq != v.seq || c->segs[i].len != v.plen)
+			continue;
+		if (merged || !c->have_first)
+			return 0;
+		stuck = true;
+	}
+	if (!stuck && c->nsegs < REASM_SEGS &&
 	    c->used_store + v.plen <= sizeof(c->store)) {
 		struct seg_ref *s = &c->segs[c->nsegs++];
 
@@ -366,10 +387,11 @@ int stcp_reasm_add(struct stcp_reasm *r, uint32_t kind, const uint8_t *frame,
 	if (!c->have_first)
 		return 0;
 	n = join(c, joined, sizeof(joined));
-	if (!find_crlf2(joined, n) && n < STCP_REASM_MAX &&
+	if (!find_crlf2(joined, n) && n < STCP_REASM_MAX && !stuck &&
 	    c->nsegs < REASM_SEGS && c->used_store < STCP_REASM_MAX)
 		return 0;
-	rlen = short_request(joined, n, req, sizeof(req), &too_big);
+	rlen = short_request(joined, stuck && !find_crlf2(joined, n) ? 0 : n,
+			     req, sizeof(req), &too_big);
 	if (c->first_hdr + rlen > STCP_REASM_FRAME_MAX)
 		rlen = STCP_REASM_FRAME_MAX - c->first_hdr;
 	build_out(c, req, rlen);
@@ -381,4 +403,26 @@ int stcp_reasm_add(struct stcp_reasm *r, uint32_t kind, const uint8_t *frame,
 	memcpy(out, c->out, c->out_len);
 	*out_len = c->out_len;
 	return 1;
+}
+
+int stcp_reasm_seq(const uint8_t *frame, uint32_t len, uint32_t *seq)
+{
+	struct tcp_view v;
+	int err = parse_frame(frame, len, &v);
+
+	if (err)
+		return err;
+	*seq = v.seq;
+	return 0;
+}
+
+bool stcp_reasm_is_part(const uint8_t *frame, uint32_t len)
+{
+	struct tcp_view v;
+	const uint8_t *p;
+
+	if (parse_frame(frame, len, &v))
+		return false;
+	p = frame + v.hdr;
+	return v.plen < 4 || (memcmp(p, "GET ", 4) && memcmp(p, "HEAD", 4));
 }

@@ -6,7 +6,8 @@
  * connection and, once the header section has ended, gives back a frame to
  * run through the fast path instead: the first segment's headers (its
  * sequence number passes the handshake cookie) with a short request that
- * means the same to the fast path (request line, Host, If-None-Match).
+ * means the same to the fast path (request line, Host, If-None-Match,
+ * Connection, Range).
  * Bounded: STCP_REASM_CONNS connections, STCP_REASM_MAX bytes each, entries
  * dropped REASM_TTL_S after their last segment. Functions return 0 or a
  * negative errno.
@@ -14,6 +15,7 @@
 #ifndef STCP_DAEMON_REASM_H
 #define STCP_DAEMON_REASM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -43,7 +45,15 @@ void stcp_reasm_free(struct stcp_reasm *r);
  * or the client resent its first segment after it was; 0 when more
  * segments are needed; a negative errno for a frame that cannot be used.
  */
+/* Or'd into kind: a segment read back from Redis, not from the network. */
+#define STCP_REASM_FROM_REDIS 0x100u
 int stcp_reasm_add(struct stcp_reasm *r, uint32_t kind, const uint8_t *frame,
 		   uint32_t len, uint8_t *out, uint32_t *out_len);
+
+/* A frame's TCP sequence number (0 and *seq set), or -EINVAL. */
+int stcp_reasm_seq(const uint8_t *frame, uint32_t len, uint32_t *seq);
+/* Whether a frame has TCP payload that does not start a GET or HEAD
+ * request: header bytes of a request in several segments. */
+bool stcp_reasm_is_part(const uint8_t *frame, uint32_t len);
 
 #endif /* STCP_DAEMON_REASM_H */

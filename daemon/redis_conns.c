@@ -16,7 +16,7 @@
 
 #define RETRY_MS      1000   /* between connection attempts */
 #define MAX_PENDING   4096   /* writes queued before a flush is forced */
-#define KEY_MAX	      (64 + 5 + 2 * sizeof(struct stcp_flow) + 1)
+#define KEY_MAX	      (64 + 6 + 2 * sizeof(struct stcp_flow) + 1)
 
 struct stcp_connd {
 	struct stcp_redis_addr addr;
@@ -39,17 +39,24 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-int stcp_connd_key(const char *prefix, const struct stcp_flow *flow,
-		   char *out, size_t len)
+/* PREFIX + what + the flow in hex. */
+static int flow_key(const char *prefix, const char *what,
+		    const struct stcp_flow *flow, char *out, size_t len)
 {
 	const uint8_t *b = (const uint8_t *)flow;
-	int n = snprintf(out, len, "%sconn:", prefix);
+	int n = snprintf(out, len, "%s%s", prefix, what);
 
 	if (n < 0 || (size_t)n + 2 * sizeof(*flow) + 1 > len)
 		return -ENAMETOOLONG;
 	for (size_t i = 0; i < sizeof(*flow); i++)
 		snprintf(out + n + 2 * i, 3, "%02x", b[i]);
 	return 0;
+}
+
+int stcp_connd_key(const char *prefix, const struct stcp_flow *flow,
+		   char *out, size_t len)
+{
+	return flow_key(prefix, "conn:", flow, out, len);
 }
 
 /* The link failed: one warning per outage, then quiet retries. */
@@ -220,4 +227,73 @@ void stcp_connd_get_stats(const struct stcp_connd *cd,
 			  struct stcp_connd_stats *st)
 {
 	*st = cd->st;
+}
+
+/* The reply to a command of the pipeline, or NULL with the link dropped. */
+static redisReply *reply_of(struct stcp_connd *cd)
+{
+	redisReply *r = NULL;
+
+	if (redisGetReply(cd->rc, (void **)&r) != REDIS_OK || !r) {
+		link_lost(cd, cd->rc->err ? cd->rc->errstr : "no reply");
+		return NULL;
+	}
+	return r;
+}
+
+int stcp_connd_reasm_add(struct stcp_connd *cd, const struct stcp_flow *flow,
+			 bool first, uint32_t seq, const uint8_t *frame,
+			 uint32_t len, bool fetch,
+			 void (*each)(void *ctx, bool first,
+				      const uint8_t *frame, uint32_t len),
+			 void *ctx)
+{
+	char key[KEY_MAX], field[16], ttl[16];
+	redisReply *r;
+	int n = 0;
+
+	stcp_connd_flush(cd);
+	if (!link_ready(cd) ||
+	    flow_key(cd->prefix, "reasm:", flow, key, sizeof(key)))
+		return -EIO;
+	if (first)
+		snprintf(field, sizeof(field), "f");
+	else
+		snprintf(field, sizeof(field), "c%08x", seq);
+	snprintf(ttl, sizeof(ttl), "%u", STCP_CONND_REASM_TTL_S);
+	if (redisAppendCommand(cd->rc, "HSET %s %s %b", key, field, frame,
+			       (size_t)len) != REDIS_OK ||
+	    redisAppendCommand(cd->rc, "EXPIRE %s %s", key, ttl) != REDIS_OK ||
+	    (fetch && redisAppendCommand(cd->rc, "HGETALL %s", key) !=
+			      REDIS_OK)) {
+		link_lost(cd, "cannot queue a command");
+		return -EIO;
+	}
+	for (int i = 0; i < 2; i++) {
+		r = reply_of(cd);
+		if (!r)
+			return -EIO;
+		freeReplyObject(r);
+	}
+	if (!fetch)
+		return 0;
+	r = reply_of(cd);
+	if (!r)
+		return -EIO;
+	/* field, value, field, value... */
+	if (r->type == REDIS_REPLY_ARRAY) {
+		for (size_t i = 0; i + 1 < r->elements; i += 2) {
+			const redisReply *f = r->element[i];
+			const redisReply *v = r->element[i + 1];
+
+			if (f->type != REDIS_REPLY_STRING ||
+			    v->type != REDIS_REPLY_STRING || !f->len)
+				continue;
+			each(ctx, f->str[0] == 'f', (const uint8_t *)v->str,
+			     (uint32_t)v->len);
+			n++;
+		}
+	}
+	freeReplyObject(r);
+	return n;
 }

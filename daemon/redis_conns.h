@@ -54,6 +54,28 @@ int stcp_connd_get(struct stcp_connd *cd, const struct stcp_flow *flow,
 void stcp_connd_get_stats(const struct stcp_connd *cd,
 			  struct stcp_connd_stats *st);
 
+/*
+ * Requests in several segments across replicas (docs/PROTOCOL.md 7.8):
+ * every segment a replica hands to its reassembly also goes to Redis, in
+ * the hash PREFIX "reasm:" + the flow in hex (field "f" for the first
+ * segment's frame, "c" + its sequence number in hex for a later one),
+ * which lives STCP_CONND_REASM_TTL_S.
+ *
+ * stcp_connd_reasm_add() stores frame (first: whether it is the first
+ * segment); with fetch, it also reads the hash back, after the write, in
+ * the same round trip, and calls each(ctx, first, frame, len) for every
+ * frame in it, the one just written included. Returns the number of
+ * frames seen, or -EIO (Redis away).
+ */
+#define STCP_CONND_REASM_TTL_S 30
+int stcp_connd_reasm_add(struct stcp_connd *cd, const struct stcp_flow *flow,
+			 bool first, uint32_t seq, const uint8_t *frame,
+			 uint32_t len, bool fetch,
+			 void (*each)(void *ctx, bool first,
+				      const uint8_t *frame, uint32_t len),
+			 void *ctx);
+
+
 /* The Redis key of a flow: PREFIX "conn:" and 80 hex digits. */
 int stcp_connd_key(const char *prefix, const struct stcp_flow *flow,
 		   char *out, size_t len);

@@ -186,6 +186,8 @@ struct daemon {
 	bool cache_init;
 	struct stcp_keyd *keyd; /* rotation schedule, --redis */
 	struct stcp_connd *connd; /* stcp_conns entries in Redis, --redis */
+	/* requests completed from segments in Redis; segments not stored */
+	uint64_t reasm_merged, reasm_redis_failed;
 	uint64_t conn_fetched, conn_gone; /* on_conn_miss() */
 	struct stcp_content_redis *content; /* --redis: objects from Redis */
 	struct stcp_metrics *metrics; /* NULL without --metrics */
@@ -1280,6 +1282,12 @@ static void teardown(struct daemon *d, bool clean)
 			 (unsigned long long)st.put_lost,
 			 (unsigned long long)d->conn_fetched,
 			 (unsigned long long)d->conn_gone);
+		if (d->reasm_merged || d->reasm_redis_failed)
+			log_info("requests in several segments: %llu "
+				 "completed with segments from Redis, %llu "
+				 "segments not stored there",
+				 (unsigned long long)d->reasm_merged,
+				 (unsigned long long)d->reasm_redis_failed);
 	}
 	stcp_connd_free(d->connd);
 	d->connd = NULL;
@@ -1388,20 +1396,70 @@ static int run_frame(struct daemon *d, const void *frame, uint32_t len,
 }
 
 /* A segment of a request that spans several (docs/PROTOCOL.md 7.8). */
-static void on_request_part(struct daemon *d, const struct stcp_miss_event *e)
+/* What the segments another replica stored in Redis make of a request. */
+struct part_merge {
+	struct daemon *d;
+	const uint8_t *own; /* the segment being handled, already added */
+	uint32_t own_len;
+	uint8_t *out;
+	uint32_t out_len;
+	int ready;
+};
+
+static void merge_part(void *ctx, bool first, const uint8_t *frame,
+		       uint32_t len)
+{
+	struct part_merge *m = ctx;
+
+	if (m->ready || (len == m->own_len && !memcmp(frame, m->own, len)))
+		return;
+	if (stcp_reasm_add(&m->d->reasm,
+			   (first ? STCP_EV_REQ_FIRST : STCP_EV_REQ_CONT) |
+				   STCP_REASM_FROM_REDIS,
+			   frame, len, m->out, &m->out_len) == 1) {
+		m->ready = 1;
+		m->d->reasm_merged++;
+	}
+}
+
+/*
+ * A segment of a request in several (docs/PROTOCOL.md 7.8). With --redis
+ * it also goes to Redis, and while the request is not complete here, the
+ * segments other replicas stored there are joined in: whichever replica
+ * holds the last one missing answers (two may, with the same bytes).
+ */
+static void on_request_part(struct daemon *d, const struct stcp_miss_event *e,
+			    uint32_t kind)
 {
 	static uint8_t out[STCP_REASM_FRAME_MAX];
-	uint32_t out_len = 0;
+	struct part_merge m = { d, e->frame, e->len, out, 0, 0 };
+	uint32_t out_len = 0, seq = 0;
 	int err;
 
-	err = stcp_reasm_add(&d->reasm, e->kind, e->frame, e->len, out,
+	err = stcp_reasm_add(&d->reasm, kind, e->frame, e->len, out,
 			     &out_len);
-	if (err <= 0) {
-		if (err)
-			log_debug("request segment: %s; dropped",
-				  strerror(-err));
-		return;
+	if (err < 0)
+		log_debug("request segment: %s; dropped", strerror(-err));
+	if (d->connd && err >= 0) {
+		stcp_reasm_seq(e->frame, e->len, &seq);
+		int n = stcp_connd_reasm_add(d->connd, &e->flow,
+					     kind == STCP_EV_REQ_FIRST, seq,
+					     e->frame, e->len, err == 0,
+					     merge_part, &m);
+
+		if (n < 0)
+			d->reasm_redis_failed++;
+		log_debug("request segment %u (%s): %d frames of it in "
+			  "Redis%s",
+			  seq, kind == STCP_EV_REQ_FIRST ? "first" : "later", n,
+			  m.ready ? ", complete with them" : "");
+		if (!err && m.ready) {
+			err = 1;
+			out_len = m.out_len;
+		}
 	}
+	if (err <= 0)
+		return;
 	err = run_frame(d, out, out_len, e->ifindex);
 	if (err)
 		log_warn("a joined request: cannot run it through the fast "
@@ -1435,6 +1493,15 @@ static void on_conn_miss(struct daemon *d, const struct stcp_miss_event *e)
 		err = stcp_connd_get(d->connd, &e->flow, &c);
 		if (!err && !memcmp(&e->conn, &c, sizeof(c)))
 			err = -ENOENT; /* nothing newer than what did not do */
+		/* Without timestamps, header bytes after a first segment
+		 * another replica saw come here too (no entry before the
+		 * response): joined through Redis, where the first may not
+		 * have arrived yet (docs/PROTOCOL.md 7.8). A new request on
+		 * a connection no replica knows is still reset. */
+		if (err == -ENOENT && stcp_reasm_is_part(e->frame, e->len)) {
+			on_request_part(d, e, STCP_EV_REQ_CONT);
+			return;
+		}
 	}
 	if (err) {
 		clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
@@ -1617,7 +1684,7 @@ static int on_miss(void *ctx, void *data, size_t len)
 		return 0;
 	}
 	if (e->kind == STCP_EV_REQ_FIRST || e->kind == STCP_EV_REQ_CONT) {
-		on_request_part(d, e);
+		on_request_part(d, e, e->kind);
 		return 0;
 	}
 	if (e->kind == STCP_EV_RANGE)

@@ -162,7 +162,11 @@ enum stcp_counter {
 	/* Ring loads asked for ahead of a windowed body's downloads, which
 	 * go on meanwhile (include/stcp_cache.h). */
 	STCP_C_WINDOW_PREFETCH = 46,
-	STCP_C_MAX = 47,
+	/* With --redis: a later part of a request whose first segment this
+	 * replica has not seen, handed to stcpd (besides request_part;
+	 * docs/PROTOCOL.md 7.8). */
+	STCP_C_REQUEST_PART_ELSEWHERE = 47,
+	STCP_C_MAX = 48,
 };
 
 /* Whether counter slot i is a disposition (see above). */
@@ -224,6 +228,7 @@ static const char *const stcp_counter_names[STCP_C_MAX] = {
 	[STCP_C_WINDOW_TORN] = "window_torn",
 	[STCP_C_SLOT_MISS] = "slot_miss",
 	[STCP_C_WINDOW_PREFETCH] = "window_prefetch",
+	[STCP_C_REQUEST_PART_ELSEWHERE] = "request_part_elsewhere",
 };
 #endif
 

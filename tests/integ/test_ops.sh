@@ -246,7 +246,8 @@ for name in stats:
     elif name.startswith("tx_"):
         key = 'stcp_tx_frames_total{kind="%s"}' % name[3:]
     elif name in ("pipeline_refused", "conn_sync_lost", "stall_probe", "stall_lost",
-                  "window_miss", "window_torn", "slot_miss", "window_prefetch"):
+                  "window_miss", "window_torn", "slot_miss", "window_prefetch",
+                  "request_part_elsewhere"):
         key = 'stcp_events_total{event="%s"}' % name
     else:
         key = 'stcp_packets_total{disposition="%s"}' % name

@@ -17,6 +17,9 @@
 # same with keep-alive (a connection's later responses have an stcp_conns
 # entry, which the other replica fetches from Redis), and with a client
 # without timestamps (every response has one), alternating and moving.
+# Requests with 10 KB of headers in 9 segments, packets alternating, are
+# joined through Redis by whichever replica gets the last part (with
+# timestamps; docs/PROTOCOL.md 7.8).
 #
 # Last, Redis is stopped and started again during a wrk run of 1 KB GETs
 # with packets alternating: no request may fail, and both daemons must
@@ -160,6 +163,37 @@ fetch() {
 	cmp -s "$out" "$ROOT/f$n.bin" || fail "http://$host/f$n.bin: body differs ($(stat -c %s "$out") bytes)"
 }
 
+# big_header_fetch HOST: a GET of f65536.bin with 10 KB of headers, sent
+# in pieces so that it takes several segments, whose packets alternate
+# between the replicas; the body must hash like the file.
+big_header_fetch() {
+	in_cl python3 - "$1" "$ROOT/f65536.bin" <<'PY' || fail "request with 10 KB of headers to $1"
+import hashlib, socket, sys, time
+host, path = sys.argv[1].strip("[]"), sys.argv[2]
+req = ("GET /f65536.bin HTTP/1.1\r\nHost: stcp\r\nConnection: close\r\n" +
+       "".join("X-Pad-%d: %s\r\n" % (i, "p" * 990) for i in range(10)) +
+       "\r\n").encode()
+s = socket.create_connection((host, 80), timeout=20)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+# Three writes of about 3.4 KB, 9 segments: within the client's initial
+# window (10), as nothing is acknowledged before the answer.
+step = (len(req) + 2) // 3
+for i in range(0, len(req), step):
+    s.sendall(req[i:i + step])
+    time.sleep(0.02)
+data = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    data += b
+head, _, body = data.partition(b"\r\n\r\n")
+assert head.startswith(b"HTTP/1.1 200"), head[:60]
+want = open(path, "rb").read()
+assert hashlib.sha256(body).digest() == hashlib.sha256(want).digest(), len(body)
+PY
+}
+
 # ---- packet by packet ----
 a1=$(cnt ctl_1 data_ack_released)
 a2=$(cnt ctl_2 data_ack_released)
@@ -185,6 +219,16 @@ for host in "$VIP4" "[$VIP6]"; do
 	fetch "$host" 16777216
 done
 log "16 MB with packets alternating, v4 and v6: identical"
+# Requests in several segments: the later ones reach the replica that did
+# not see the first, which joins them through Redis.
+e0=$(($(cnt ctl_1 request_part_elsewhere) + $(cnt ctl_2 request_part_elsewhere)))
+for i in 1 2 3; do
+	big_header_fetch "$VIP4"
+	big_header_fetch "[$VIP6]"
+done
+e1=$(($(cnt ctl_1 request_part_elsewhere) + $(cnt ctl_2 request_part_elsewhere)))
+[ "$e1" -gt "$e0" ] || fail "no request part went to the replica without its first segment"
+log "10 KB of headers in several segments, packets alternating, v4 and v6 (6 requests): bodies identical; $((e1 - e0)) parts joined through Redis"
 
 # ---- one download moves between the replicas mid-transfer ----
 # move_both LABEL: a 16 MB download moves from replica 1 to 2 after 1 s,
