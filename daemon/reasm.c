@@ -362,15 +362,17 @@ int stcp_reasm_add(struct stcp_reasm *r, uint32_t kind, const uint8_t *frame,
 		c->first_hdr = v.hdr;
 	}
 	/* A segment stored already (resent by the client, or joined in
-	 * again from Redis) takes no room twice. One the client resent
-	 * says it is waiting for an ACK, which never comes before the
-	 * answer: the header section cannot end within what it may send
-	 * (its initial window, or a lost segment it will not resend), and
-	 * it gets the 431 that a header section too large gets. */
+	 * again from Redis) takes no room twice. The first segment resent
+	 * by the client says its retransmission timer fired (a tail loss
+	 * probe resends the last one instead): it waits for an ACK, which
+	 * never comes before the answer, so the header section cannot end
+	 * within what it may send (its initial window, or a lost segment
+	 * it will not resend), and it gets the 431 of a header section too
+	 * large. */
 	for (uint32_t i = 0; i < c->nsegs && !stuck; i++) {
 		if (c->segs[i].seq != v.seq || c->segs[i].len != v.plen)
 			continue;
-		if (merged || !c->have_first)
+		if (merged || !c->have_first || v.seq != c->first_seq)
 			return 0;
 		stuck = true;
 	}
@@ -414,15 +416,4 @@ int stcp_reasm_seq(const uint8_t *frame, uint32_t len, uint32_t *seq)
 		return err;
 	*seq = v.seq;
 	return 0;
-}
-
-bool stcp_reasm_is_part(const uint8_t *frame, uint32_t len)
-{
-	struct tcp_view v;
-	const uint8_t *p;
-
-	if (parse_frame(frame, len, &v))
-		return false;
-	p = frame + v.hdr;
-	return v.plen < 4 || (memcmp(p, "GET ", 4) && memcmp(p, "HEAD", 4));
 }

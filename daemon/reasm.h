@@ -52,8 +52,5 @@ int stcp_reasm_add(struct stcp_reasm *r, uint32_t kind, const uint8_t *frame,
 
 /* A frame's TCP sequence number (0 and *seq set), or -EINVAL. */
 int stcp_reasm_seq(const uint8_t *frame, uint32_t len, uint32_t *seq);
-/* Whether a frame has TCP payload that does not start a GET or HEAD
- * request: header bytes of a request in several segments. */
-bool stcp_reasm_is_part(const uint8_t *frame, uint32_t len);
 
 #endif /* STCP_DAEMON_REASM_H */

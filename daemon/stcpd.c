@@ -1493,15 +1493,6 @@ static void on_conn_miss(struct daemon *d, const struct stcp_miss_event *e)
 		err = stcp_connd_get(d->connd, &e->flow, &c);
 		if (!err && !memcmp(&e->conn, &c, sizeof(c)))
 			err = -ENOENT; /* nothing newer than what did not do */
-		/* Without timestamps, header bytes after a first segment
-		 * another replica saw come here too (no entry before the
-		 * response): joined through Redis, where the first may not
-		 * have arrived yet (docs/PROTOCOL.md 7.8). A new request on
-		 * a connection no replica knows is still reset. */
-		if (err == -ENOENT && stcp_reasm_is_part(e->frame, e->len)) {
-			on_request_part(d, e, STCP_EV_REQ_CONT);
-			return;
-		}
 	}
 	if (err) {
 		clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
@@ -1673,8 +1664,16 @@ static int on_miss(void *ctx, void *data, size_t len)
 			stcp_connd_put(d->connd, &ce->flow, &ce->conn);
 		return 0;
 	}
-	if (len < sizeof(*e) || !e->len || e->len > STCP_MISS_FRAME_MAX)
+	if (len < sizeof(*e) || e->len > STCP_MISS_FRAME_MAX)
 		return 0;
+	if (!e->len) {
+		/* A load ahead of a windowed body's downloads: no packet
+		 * waits for it. */
+		if (e->kind == STCP_EV_WINDOW)
+			stcp_cache_window(&d->cache, e->slot, e->first, e->last,
+					  false);
+		return 0;
+	}
 	if (e->kind == STCP_EV_CONN_MISS) {
 		on_conn_miss(d, e);
 		return 0;
@@ -1689,12 +1688,7 @@ static int on_miss(void *ctx, void *data, size_t len)
 	}
 	if (e->kind == STCP_EV_RANGE)
 		err = stcp_cache_range(&d->cache, e->slot, e->first, e->last);
-	else if (e->kind == STCP_EV_WINDOW && !e->len) {
-		/* Ahead of the downloads: no packet waits for it. */
-		stcp_cache_window(&d->cache, e->slot, e->first, e->last,
-				  false);
-		return 0;
-	} else if (e->kind == STCP_EV_WINDOW)
+	else if (e->kind == STCP_EV_WINDOW)
 		err = stcp_cache_window(&d->cache, e->slot, e->first, e->last,
 					true);
 	else if (e->kind == STCP_EV_SLOTS) {

@@ -186,8 +186,11 @@ enum stcp_obj_source {
  * packet that met an evicted slot: the whole frame, so that stcpd can
  * run it through the fast path again once the object is back.
  */
-#define STCP_MISS_FRAME_MAX 2048 /* a power of two: the verifier bounds it by a mask */
-#define STCP_MISS_RING_BYTES (1u << 20)
+/* A power of two (the verifier bounds it by a mask), above the 2118 bytes
+ * of the request stcpd runs for a 431 (daemon/reasm.c), which without
+ * timestamps goes through the ring again (STCP_EV_CONN_REQ). */
+#define STCP_MISS_FRAME_MAX 4096
+#define STCP_MISS_RING_BYTES (4u << 20)
 /*
  * The same ring carries the segments of requests that span several
  * (docs/PROTOCOL.md 7.8): the first (it passed the handshake cookie, so
