@@ -308,3 +308,36 @@ void stcp_conf_where(const struct stcp_conf *conf, int i, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%s:%d: ", conf->path, conf->lines[i]);
 }
+
+int stcp_conf_argv(struct stcp_conf *conf, int config_val,
+		   const struct stcp_conf_rules *rules, const char *optstring,
+		   int *argc, char ***argv, int *conf_end)
+{
+	const char *path = NULL;
+	char **words;
+	int opt, n;
+
+	*conf_end = 1;
+	opterr = 0;
+	while ((opt = getopt_long(*argc, *argv, optstring, rules->longopts,
+				  NULL)) != -1) {
+		if (opt == config_val)
+			path = optarg;
+	}
+	optind = 0; /* the next getopt_long starts over */
+	if (!path)
+		return 0;
+	if (stcp_conf_load(conf, path, rules))
+		return -EINVAL;
+	n = conf->nwords;
+	words = calloc((size_t)*argc + (size_t)n + 1, sizeof(*words));
+	if (!words)
+		return -ENOMEM;
+	words[0] = (*argv)[0];
+	memcpy(words + 1, conf->words, (size_t)n * sizeof(*words));
+	memcpy(words + 1 + n, *argv + 1, (size_t)(*argc - 1) * sizeof(*words));
+	*conf_end = 1 + n;
+	*argc += n;
+	*argv = words;
+	return 0;
+}

@@ -49,6 +49,17 @@ extern const char *const stcp_conf_stcpd_only[];
 int stcp_conf_load(struct stcp_conf *conf, const char *path,
 		   const struct stcp_conf_rules *rules);
 void stcp_conf_free(struct stcp_conf *conf);
+/*
+ * --config FILE on a command line: finds it (the option whose getopt value
+ * is config_val), reads FILE under rules, and makes *argv argv[0], FILE's
+ * words, then the command line's, so that one parser checks both and the
+ * flags, coming later, win; *conf_end is one past FILE's last word in the
+ * new argv (1 without --config). Returns 0, -EINVAL (reported), or
+ * -ENOMEM.
+ */
+int stcp_conf_argv(struct stcp_conf *conf, int config_val,
+		   const struct stcp_conf_rules *rules, const char *optstring,
+		   int *argc, char ***argv, int *conf_end);
 /* "FILE:LINE: " for word i, for error messages about its value. */
 void stcp_conf_where(const struct stcp_conf *conf, int i, char *buf,
 		     size_t len);

@@ -1629,34 +1629,12 @@ static int read_config(int *argc, char ***argv, const char *optstring,
 					    NULL };
 	const struct stcp_conf_rules rules = { longopts, deny, NULL,
 					       stcp_conf_stcpd_only };
-	const char *path = NULL;
-	char **words;
-	int opt, n;
+	int err = stcp_conf_argv(&conf_file, OPT_CONFIG, &rules, optstring,
+				 argc, argv, &conf_end);
 
-	opterr = 0;
-	while ((opt = getopt_long(*argc, *argv, optstring, longopts, NULL)) !=
-	       -1) {
-		if (opt == OPT_CONFIG)
-			path = optarg;
-	}
-	optind = 0; /* the next getopt_long starts over */
-	if (!path)
-		return 0;
-	if (stcp_conf_load(&conf_file, path, &rules))
-		return EXIT_USAGE;
-	n = conf_file.nwords;
-	words = calloc((size_t)*argc + (size_t)n + 1, sizeof(*words));
-	if (!words) {
+	if (err == -ENOMEM)
 		log_err("out of memory");
-		return EXIT_RUNTIME;
-	}
-	words[0] = (*argv)[0];
-	memcpy(words + 1, conf_file.words, (size_t)n * sizeof(*words));
-	memcpy(words + 1 + n, *argv + 1, (size_t)(*argc - 1) * sizeof(*words));
-	conf_end = 1 + n;
-	*argc += n;
-	*argv = words;
-	return 0;
+	return err == -ENOMEM ? EXIT_RUNTIME : err ? EXIT_USAGE : 0;
 }
 
 /*

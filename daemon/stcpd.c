@@ -316,11 +316,8 @@ static int add_listen(struct config *c, const char *s)
 static struct stcp_conf conf_file;
 static int conf_end = 1; /* argv[1] up to argv[conf_end - 1] are its words */
 
-/*
- * --config FILE: finds FILE on the command line, reads it, and makes argv
- * argv[0], FILE's words, then the command line's, so that one parser checks
- * both and the flags, coming later, win. Returns 0 or the exit code.
- */
+/* --config FILE: its words before the command line's (stcp_conf_argv).
+ * Returns 0 or the exit code. */
 static int read_config(int *argc, char ***argv, const char *optstring,
 		       const struct option *longopts)
 {
@@ -328,33 +325,12 @@ static int read_config(int *argc, char ***argv, const char *optstring,
 					    "version", NULL };
 	static const char *const multi[] = { "listen", NULL };
 	const struct stcp_conf_rules rules = { longopts, deny, multi, NULL };
-	const char *path = NULL;
-	char **words;
-	int opt, n;
+	int err = stcp_conf_argv(&conf_file, 'c', &rules, optstring, argc,
+				 argv, &conf_end);
 
-	while ((opt = getopt_long(*argc, *argv, optstring, longopts, NULL)) !=
-	       -1) {
-		if (opt == 'c')
-			path = optarg;
-	}
-	optind = 0; /* the next getopt_long starts over */
-	if (!path)
-		return 0;
-	if (stcp_conf_load(&conf_file, path, &rules))
-		return EXIT_USAGE;
-	n = conf_file.nwords;
-	words = calloc((size_t)*argc + (size_t)n + 1, sizeof(*words));
-	if (!words) {
+	if (err == -ENOMEM)
 		log_err("out of memory");
-		return EXIT_RUNTIME;
-	}
-	words[0] = (*argv)[0];
-	memcpy(words + 1, conf_file.words, (size_t)n * sizeof(*words));
-	memcpy(words + 1 + n, *argv + 1, (size_t)(*argc - 1) * sizeof(*words));
-	conf_end = 1 + n;
-	*argc += n;
-	*argv = words;
-	return 0;
+	return err == -ENOMEM ? EXIT_RUNTIME : err ? EXIT_USAGE : 0;
 }
 
 /* Points usage errors at the file's line while argv[i] is one of its. */
