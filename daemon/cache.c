@@ -2228,9 +2228,8 @@ int stcp_cache_blob_put(struct stcp_cache *c, const struct stcp_cache_blob *b)
 	if (old && old->source == STCP_SRC_REDIS && old->version == b->version)
 		return 0;
 	if (!old && c->nfiles >= max_files(c) - 1) {
-		log_warn("%s: no free response slot (stcp_resps has %u, %d "
-			 "per object); skipped",
-			 b->path, c->nresps, STCP_VARIANTS);
+		log_warn("%s: more than %zu objects; skipped", b->path,
+			 max_files(c) - 1);
 		return 1;
 	}
 	blob_init(&nf, b->path);
